@@ -1,0 +1,20 @@
+//! Compiles `proto/grpc/health/v1/health.proto` with protox, a pure-Rust protobuf
+//! compiler, so no system `protoc` is needed, and keeps the encoded descriptor set
+//! for gRPC server reflection.
+
+use std::{env, path::PathBuf};
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto = "proto/grpc/health/v1/health.proto";
+    println!("cargo:rerun-if-changed={proto}");
+    let fds = protox::compile([proto], ["proto"])?;
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    std::fs::write(out.join("health_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        // No transport: the generated client stays wasm-safe; callers bring a channel.
+        .build_transport(false)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! The admin HTTP API: change statuses at run time, for draining an instance
+//! before maintenance (as Envoy's `/healthcheck/fail`), and its client for
+//! `healthweb set` and `healthweb remove`.
+//!
+//! # Routes
+//! - `GET /services`: every service and its status, as JSON.
+//! - `PUT /services?name=NAME` with the status word as the body: set it.
+//! - `DELETE /services?name=NAME`: remove it (Check then answers NOT_FOUND).
+//! - `POST /shutdown`: every service NOT_SERVING, later changes ignored.
+//! - `POST /resume`: every service SERVING, changes accepted again.
+//!
+//! Off unless `--admin-listen` is given, and loopback-only unless the operator
+//! also passes `--admin-allow-remote`: it has no authentication of its own.
+
+use axum::{
+    Router,
+    extract::{Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use serde::Deserialize;
+
+use crate::{
+    registry::{HealthRegistry, RegistryError},
+    status::StatusWord,
+};
+
+/// The admin API's routes.
+pub fn router(registry: HealthRegistry) -> Router {
+    Router::new()
+        .route("/services", get(list).put(set).delete(remove))
+        .route("/shutdown", post(shutdown))
+        .route("/resume", post(resume))
+        .with_state(registry)
+}
+
+#[derive(Deserialize)]
+struct Name {
+    name: Option<String>,
+}
+
+fn name_param(query: Name) -> Result<String, Response> {
+    query.name.ok_or_else(|| {
+        (
+            StatusCode::BAD_REQUEST,
+            "missing ?name=SERVICE (use ?name= for the whole server)\n",
+        )
+            .into_response()
+    })
+}
+
+async fn list(State(registry): State<HealthRegistry>) -> Response {
+    let services: serde_json::Map<String, serde_json::Value> = registry
+        .list()
+        .into_iter()
+        .map(|(name, status)| (name, status.as_str_name().into()))
+        .collect();
+    axum::Json(serde_json::json!({
+        "services": services,
+        "shut_down": registry.is_shut_down(),
+    }))
+    .into_response()
+}
+
+async fn set(State(registry): State<HealthRegistry>, query: Query<Name>, body: String) -> Response {
+    let name = match name_param(query.0) {
+        Ok(name) => name,
+        Err(response) => return response,
+    };
+    let word: StatusWord = match body.parse() {
+        Ok(word) => word,
+        Err(error) => return (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response(),
+    };
+    match registry.set(&name, word.0) {
+        Ok(()) => format!("{name:?} is {word}\n").into_response(),
+        Err(error) => registry_error(error),
+    }
+}
+
+async fn remove(State(registry): State<HealthRegistry>, query: Query<Name>) -> Response {
+    let name = match name_param(query.0) {
+        Ok(name) => name,
+        Err(response) => return response,
+    };
+    match registry.remove(&name) {
+        Ok(()) => format!("{name:?} removed\n").into_response(),
+        Err(error) => registry_error(error),
+    }
+}
+
+async fn shutdown(State(registry): State<HealthRegistry>) -> &'static str {
+    registry.shutdown();
+    "every service is NOT_SERVING; changes are ignored until POST /resume\n"
+}
+
+async fn resume(State(registry): State<HealthRegistry>) -> &'static str {
+    registry.resume();
+    "every service is SERVING; changes are accepted again\n"
+}
+
+fn registry_error(error: RegistryError) -> Response {
+    let code = match error {
+        RegistryError::Unknown(_) => StatusCode::NOT_FOUND,
+        RegistryError::ShutDown => StatusCode::CONFLICT,
+        RegistryError::NotSettable | RegistryError::ServerEntry => StatusCode::BAD_REQUEST,
+    };
+    (code, format!("{error}\n")).into_response()
+}
+
+/// A failed admin call, for `healthweb set` and `healthweb remove`.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The admin listener could not be reached.
+    #[error(
+        "cannot reach the admin API at {addr}: {source} (is `healthweb serve --admin-listen {addr}` running?)"
+    )]
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// What went wrong.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The server refused the change; the message is the server's.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Sends one admin request: `PUT` to set `name` to `status`, `DELETE` to remove it.
+pub async fn call(admin: &str, name: &str, status: Option<&str>) -> Result<String, AdminError> {
+    let addr = admin
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("name", name)
+        .finish();
+    let (method, body) = match status {
+        Some(status) => (http::Method::PUT, Bytes::from(status.to_owned())),
+        None => (http::Method::DELETE, Bytes::new()),
+    };
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}/services?{query}"))
+        .body(Full::new(body))
+        .map_err(|e| AdminError::Refused(e.to_string()))?;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let connect = |source: Box<dyn std::error::Error + Send + Sync>| AdminError::Connect {
+        addr: addr.clone(),
+        source,
+    };
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| connect(e.into()))?;
+    let ok = response.status().is_success();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| connect(e.into()))?
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body).trim_end().to_owned();
+    if ok {
+        Ok(text)
+    } else {
+        Err(AdminError::Refused(text))
+    }
+}

@@ -1,0 +1,157 @@
+//! The statuses healthweb starts with: `--service NAME=STATUS` flags and a TOML
+//! file, re-read on SIGHUP without touching open Watch streams.
+//!
+//! ```toml
+//! # "" is the whole server.
+//! [services]
+//! "" = "SERVING"
+//! payments = "NOT_SERVING"
+//! ```
+//!
+//! A flag wins over the file for the same name. On reload, a service the file no
+//! longer names is removed; one set through the admin API and never named by the
+//! flags or the file is left alone. A file that fails to load changes nothing.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use healthweb_proto::pb::health_check_response::ServingStatus;
+use serde::Deserialize;
+
+use crate::{
+    registry::{HealthRegistry, RegistryError},
+    status::{ServiceStatus, StatusWord},
+};
+
+/// The config file's contents.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Service name to status.
+    #[serde(default)]
+    pub services: BTreeMap<String, StatusWord>,
+}
+
+/// Why the config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser says, with line and column.
+        source: toml::de::Error,
+    },
+}
+
+impl ConfigFile {
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// The flags and file behind the registry's configured services, and what was
+/// applied last, so a reload knows what to remove.
+#[derive(Debug)]
+pub struct Configured {
+    flags: Vec<ServiceStatus>,
+    file: Option<PathBuf>,
+    applied: BTreeMap<String, ServingStatus>,
+}
+
+impl Configured {
+    /// Statuses from `flags` and, if given, the TOML `file`.
+    pub fn new(flags: Vec<ServiceStatus>, file: Option<PathBuf>) -> Self {
+        Self {
+            flags,
+            file,
+            applied: BTreeMap::new(),
+        }
+    }
+
+    /// (Re)loads the file and brings the registry in line. On error nothing changes.
+    /// Returns how many services are configured now.
+    pub fn apply(&mut self, registry: &HealthRegistry) -> Result<usize, ConfigError> {
+        let mut wanted: BTreeMap<String, ServingStatus> = match &self.file {
+            Some(path) => ConfigFile::load(path)?
+                .services
+                .into_iter()
+                .map(|(name, word)| (name, word.0))
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        for flag in &self.flags {
+            wanted.insert(flag.name.clone(), flag.status.0);
+        }
+        for (name, status) in &wanted {
+            match registry.set(name, *status) {
+                // While shut down the registry keeps everything NOT_SERVING.
+                Ok(()) | Err(RegistryError::ShutDown) => {}
+                Err(error) => tracing::warn!(%error, service = %name, "not applied"),
+            }
+        }
+        for name in self.applied.keys().filter(|n| !wanted.contains_key(*n)) {
+            if name.is_empty() {
+                // The whole server is always registered; back to its default.
+                let _ = registry.set(name, ServingStatus::Serving);
+            } else {
+                let _ = registry.remove(name);
+            }
+        }
+        let count = wanted.len();
+        self.applied = wanted;
+        Ok(count)
+    }
+
+    /// The config file, if any.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_adds_changes_and_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("healthweb.toml");
+        std::fs::write(&path, "[services]\na = \"SERVING\"\nb = \"NOT_SERVING\"\n").unwrap();
+        let flags = vec!["c=UNKNOWN".parse().unwrap()];
+        let mut config = Configured::new(flags, Some(path.clone()));
+        let registry = HealthRegistry::new();
+        assert_eq!(config.apply(&registry).unwrap(), 3);
+        assert_eq!(registry.check("b"), Some(ServingStatus::NotServing));
+
+        std::fs::write(&path, "[services]\nb = \"SERVING\"\n").unwrap();
+        config.apply(&registry).unwrap();
+        assert_eq!(registry.check("a"), None);
+        assert_eq!(registry.check("b"), Some(ServingStatus::Serving));
+        assert_eq!(registry.check("c"), Some(ServingStatus::Unknown));
+
+        std::fs::write(&path, "[services]\nb = \"BROKEN\"\n").unwrap();
+        let err = config.apply(&registry).unwrap_err().to_string();
+        assert!(err.contains("SERVING, NOT_SERVING or UNKNOWN"), "{err}");
+        assert_eq!(registry.check("b"), Some(ServingStatus::Serving));
+    }
+}

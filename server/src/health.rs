@@ -1,0 +1,311 @@
+//! `grpc.health.v1.Health`, exactly as the gRPC health-checking spec says.
+//!
+//! - Check: a registered service answers OK with its status; an unknown one fails
+//!   with NOT_FOUND naming it.
+//! - Watch: the current status at once, then one message per change and never a
+//!   repeat; an unknown service is SERVICE_UNKNOWN and the stream stays open.
+//!   The stream ends with DEADLINE_EXCEEDED at the caller's `grpc-timeout`, and
+//!   with UNAVAILABLE when the server drains.
+//! - List: every registered service; RESOURCE_EXHAUSTED past the list limit.
+
+use std::{pin::Pin, time::Duration};
+
+use futures_util::Stream;
+use healthweb_proto::pb::{
+    HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse,
+    health_check_response::ServingStatus, health_server::Health,
+};
+use tokio::{sync::watch, time::Instant};
+use tonic::{Request, Response, Status};
+
+use crate::registry::HealthRegistry;
+
+/// The limits the Health service enforces on its callers.
+#[derive(Debug, Clone)]
+pub struct HealthLimits {
+    /// Longest accepted service name, in bytes.
+    pub max_service_name: usize,
+    /// Most services List returns before it answers RESOURCE_EXHAUSTED (grpc-go: 100).
+    pub max_list: usize,
+}
+
+impl Default for HealthLimits {
+    fn default() -> Self {
+        Self {
+            max_service_name: 512,
+            max_list: 100,
+        }
+    }
+}
+
+/// The Health service over a [`HealthRegistry`].
+#[derive(Debug, Clone)]
+pub struct HealthService {
+    registry: HealthRegistry,
+    limits: HealthLimits,
+    draining: watch::Receiver<bool>,
+}
+
+impl HealthService {
+    /// Serves `registry`; Watch streams end once `draining` turns true.
+    pub fn new(
+        registry: HealthRegistry,
+        limits: HealthLimits,
+        draining: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            registry,
+            limits,
+            draining,
+        }
+    }
+
+    fn service_name<'a>(&self, request: &'a HealthCheckRequest) -> Result<&'a str, Status> {
+        let name = request.service.as_str();
+        if name.len() > self.limits.max_service_name {
+            return Err(Status::invalid_argument(format!(
+                "service name is {} bytes long; the limit is {} (--max-service-name)",
+                name.len(),
+                self.limits.max_service_name
+            )));
+        }
+        Ok(name)
+    }
+}
+
+fn response(status: ServingStatus) -> HealthCheckResponse {
+    HealthCheckResponse {
+        status: status as i32,
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<HealthCheckResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Health for HealthService {
+    async fn check(
+        &self,
+        request: Request<HealthCheckRequest>,
+    ) -> Result<Response<HealthCheckResponse>, Status> {
+        let name = self.service_name(request.get_ref())?;
+        match self.registry.check(name) {
+            Some(status) => Ok(Response::new(response(status))),
+            None => Err(Status::not_found(format!("unknown service {name:?}"))),
+        }
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<HealthCheckRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let deadline = grpc_timeout(request.metadata()).map(|t| Instant::now() + t);
+        let name = self.service_name(request.get_ref())?;
+        let mut watcher = self.registry.watch(name);
+        let mut draining = self.draining.clone();
+        let stream = async_stream::stream! {
+            let mut last = None;
+            loop {
+                let status = *watcher.receiver().borrow_and_update();
+                // The channel may flip and flip back between two polls; the spec
+                // wants a message per change, so an unchanged status is not one.
+                if last != Some(status) {
+                    last = Some(status);
+                    yield Ok(response(status));
+                }
+                tokio::select! {
+                    // A change that is already there goes out before the stream ends.
+                    biased;
+                    changed = watcher.receiver().changed() => if changed.is_err() {
+                        yield Err(Status::unavailable("the health registry is gone"));
+                        break;
+                    },
+                    () = drained(&mut draining) => {
+                        if *watcher.receiver().borrow() != status {
+                            continue;
+                        }
+                        yield Err(Status::unavailable("the server is shutting down; reconnect to another instance"));
+                        break;
+                    }
+                    _ = sleep_until(deadline) => {
+                        yield Err(Status::deadline_exceeded("the Watch reached its deadline (grpc-timeout)"));
+                        break;
+                    }
+                }
+            }
+        };
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list(
+        &self,
+        _request: Request<HealthListRequest>,
+    ) -> Result<Response<HealthListResponse>, Status> {
+        let services = self.registry.list();
+        if services.len() > self.limits.max_list {
+            return Err(Status::resource_exhausted(format!(
+                "{} services exceed the List limit of {}; Check them one by one",
+                services.len(),
+                self.limits.max_list
+            )));
+        }
+        let statuses = services
+            .into_iter()
+            .map(|(name, status)| (name, response(status)))
+            .collect();
+        Ok(Response::new(HealthListResponse { statuses }))
+    }
+}
+
+async fn drained(draining: &mut watch::Receiver<bool>) {
+    // Only the moment matters; the guard `wait_for` returns must not live across an await.
+    let _ = draining.wait_for(|d| *d).await;
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The caller's deadline from `grpc-timeout` (`1S`, `250m`, ...), as the gRPC
+/// HTTP/2 protocol spells it: at most 8 digits and one unit letter.
+fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn service(registry: &HealthRegistry) -> (HealthService, watch::Sender<bool>) {
+        let (tx, rx) = watch::channel(false);
+        (
+            HealthService::new(registry.clone(), HealthLimits::default(), rx),
+            tx,
+        )
+    }
+
+    fn req(name: &str) -> Request<HealthCheckRequest> {
+        Request::new(HealthCheckRequest {
+            service: name.into(),
+        })
+    }
+
+    async fn next(stream: &mut WatchStream) -> ServingStatus {
+        let msg = stream.next().await.unwrap().unwrap();
+        ServingStatus::try_from(msg.status).unwrap()
+    }
+
+    #[tokio::test]
+    async fn check_unknown_is_not_found_naming_it() {
+        let registry = HealthRegistry::new();
+        let (svc, _drain) = service(&registry);
+        let err = svc.check(req("nope")).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::NotFound);
+        assert!(err.message().contains("\"nope\""), "{}", err.message());
+    }
+
+    #[tokio::test]
+    async fn watch_sends_only_changes() {
+        let registry = HealthRegistry::new();
+        registry.set("a", ServingStatus::Serving).unwrap();
+        let (svc, _drain) = service(&registry);
+        let mut stream = svc.watch(req("a")).await.unwrap().into_inner();
+        assert_eq!(next(&mut stream).await, ServingStatus::Serving);
+        registry.set("a", ServingStatus::NotServing).unwrap();
+        registry.set("a", ServingStatus::Serving).unwrap();
+        registry.set("a", ServingStatus::Serving).unwrap();
+        registry.set("a", ServingStatus::NotServing).unwrap();
+        // Whatever intermediate states the watcher skipped, it never sees a repeat.
+        let got = next(&mut stream).await;
+        assert_eq!(got, ServingStatus::NotServing);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), stream.next())
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn drain_ends_watch_after_the_last_status() {
+        let registry = HealthRegistry::new();
+        let (svc, drain) = service(&registry);
+        let mut stream = svc.watch(req("")).await.unwrap().into_inner();
+        assert_eq!(next(&mut stream).await, ServingStatus::Serving);
+        registry.shutdown();
+        drain.send_replace(true);
+        assert_eq!(next(&mut stream).await, ServingStatus::NotServing);
+        let end = stream.next().await.unwrap().unwrap_err();
+        assert_eq!(end.code(), tonic::Code::Unavailable);
+        assert!(stream.next().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn watch_ends_at_the_deadline() {
+        let registry = HealthRegistry::new();
+        let (svc, _drain) = service(&registry);
+        let mut request = req("");
+        request
+            .metadata_mut()
+            .insert("grpc-timeout", "1500m".parse().unwrap());
+        let mut stream = svc.watch(request).await.unwrap().into_inner();
+        assert_eq!(next(&mut stream).await, ServingStatus::Serving);
+        let start = Instant::now();
+        let end = stream.next().await.unwrap().unwrap_err();
+        assert_eq!(end.code(), tonic::Code::DeadlineExceeded);
+        assert_eq!(start.elapsed(), Duration::from_millis(1500));
+    }
+
+    #[tokio::test]
+    async fn list_is_capped() {
+        let registry = HealthRegistry::new();
+        for i in 0..100 {
+            registry
+                .set(&format!("s{i}"), ServingStatus::Serving)
+                .unwrap();
+        }
+        let (svc, _drain) = service(&registry);
+        let err = svc
+            .list(Request::new(HealthListRequest {}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        registry.remove("s0").unwrap();
+        let list = svc.list(Request::new(HealthListRequest {})).await.unwrap();
+        assert_eq!(list.into_inner().statuses.len(), 100);
+    }
+
+    #[test]
+    fn grpc_timeout_units() {
+        let mut md = tonic::metadata::MetadataMap::new();
+        for (value, want) in [
+            ("3S", Some(Duration::from_secs(3))),
+            ("250m", Some(Duration::from_millis(250))),
+            ("2H", Some(Duration::from_secs(7200))),
+            ("123456789S", None),
+            ("S", None),
+            ("5x", None),
+        ] {
+            md.insert("grpc-timeout", value.parse().unwrap());
+            assert_eq!(grpc_timeout(&md), want, "{value}");
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! `healthweb`: serve the gRPC health protocol to every caller on one port, and
+//! change statuses at run time.
+//!
+//! Exit codes (as grpc-health-probe's, so scripts can tell failures apart):
+//! 0 success, 1 bad arguments or config, 2 cannot listen or connect, 3 the
+//! server refused the request.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use healthweb_server::{
+    ConnectionLimits, HealthLimits, HealthRegistry, RouteOptions, ServerOptions, admin,
+    config::Configured, signals, status::ServiceStatus,
+};
+use tokio::{net::TcpListener, sync::watch};
+
+#[derive(Parser)]
+#[command(name = "healthweb", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve grpc.health.v1.Health over gRPC, gRPC-Web, /healthz and the status page.
+    Serve(Box<ServeArgs>),
+    /// Set a service's status through a running server's admin API.
+    Set(SetArgs),
+    /// Remove a service through a running server's admin API (Check then answers NOT_FOUND).
+    Remove(RemoveArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on for gRPC, gRPC-Web, /healthz and the page (port 0 picks one).
+    #[arg(long, env = "HEALTHWEB_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Directory of the status page, served at /.
+    #[arg(long, env = "HEALTHWEB_WWW", default_value = "www")]
+    www: PathBuf,
+    /// A service and its status, NAME=STATUS with STATUS one of SERVING, NOT_SERVING,
+    /// UNKNOWN; repeatable; `=STATUS` sets the whole server (""). Wins over --config.
+    #[arg(
+        long = "service",
+        env = "HEALTHWEB_SERVICE",
+        value_delimiter = ',',
+        value_name = "NAME=STATUS"
+    )]
+    services: Vec<ServiceStatus>,
+    /// TOML file with a [services] table of NAME = "STATUS"; re-read on SIGHUP.
+    #[arg(long, env = "HEALTHWEB_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address of the admin HTTP API (set or remove statuses at run time); off when absent.
+    #[arg(long, env = "HEALTHWEB_ADMIN_LISTEN", value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
+    /// Let --admin-listen bind a non-loopback address. The admin API has no authentication.
+    #[arg(long, env = "HEALTHWEB_ADMIN_ALLOW_REMOTE")]
+    admin_allow_remote: bool,
+    /// An origin whose pages may call this server (CORS); repeatable; `*` allows any.
+    /// Without it only same-origin pages can call.
+    #[arg(
+        long = "cors-origin",
+        env = "HEALTHWEB_CORS_ORIGIN",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    cors_origins: Vec<String>,
+    /// A request header other origins may send, besides content-type, authorization,
+    /// x-grpc-web, x-user-agent and grpc-timeout; repeatable.
+    #[arg(
+        long = "cors-allow-header",
+        env = "HEALTHWEB_CORS_ALLOW_HEADER",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    cors_allow_headers: Vec<String>,
+    /// On SIGTERM or ctrl-c, how long open connections get before they are closed.
+    #[arg(long, env = "HEALTHWEB_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    shutdown_grace: Duration,
+    /// Concurrent HTTP/2 streams per connection (each open Watch holds one).
+    #[arg(long, env = "HEALTHWEB_MAX_CONCURRENT_STREAMS", default_value_t = ConnectionLimits::default().max_concurrent_streams)]
+    max_concurrent_streams: u32,
+    /// How long an HTTP/1.1 client may take to send its request headers.
+    #[arg(long, env = "HEALTHWEB_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    header_read_timeout: Duration,
+    /// Open connections at once; more wait in the listen backlog.
+    #[arg(long, env = "HEALTHWEB_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections)]
+    max_connections: usize,
+    /// Largest gRPC request message, in bytes; larger ones get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "HEALTHWEB_MAX_REQUEST_SIZE", default_value_t = RouteOptions::default().max_request_message)]
+    max_request_size: usize,
+    /// Longest service name, in bytes; longer ones get INVALID_ARGUMENT.
+    #[arg(long, env = "HEALTHWEB_MAX_SERVICE_NAME", default_value_t = HealthLimits::default().max_service_name)]
+    max_service_name: usize,
+    /// Most services List returns; past it List answers RESOURCE_EXHAUSTED.
+    #[arg(long, env = "HEALTHWEB_LIST_LIMIT", default_value_t = HealthLimits::default().max_list)]
+    list_limit: usize,
+}
+
+#[derive(Args)]
+struct SetArgs {
+    /// The admin API's address (healthweb serve --admin-listen).
+    #[arg(long, env = "HEALTHWEB_ADMIN", value_name = "ADDR")]
+    admin: String,
+    /// The service; "" is the whole server.
+    name: String,
+    /// SERVING, NOT_SERVING or UNKNOWN.
+    status: String,
+}
+
+#[derive(Args)]
+struct RemoveArgs {
+    /// The admin API's address (healthweb serve --admin-listen).
+    #[arg(long, env = "HEALTHWEB_ADMIN", value_name = "ADDR")]
+    admin: String,
+    /// The service.
+    name: String,
+}
+
+const BAD_ARGUMENTS: u8 = 1;
+const CANNOT_CONNECT: u8 = 2;
+const REFUSED: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(BAD_ARGUMENTS)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HEALTHWEB_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("healthweb: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(*args).await,
+            Command::Set(args) => admin_call(&args.admin, &args.name, Some(&args.status)).await,
+            Command::Remove(args) => admin_call(&args.admin, &args.name, None).await,
+        }
+    });
+    // Connections past the grace are dropped with the runtime, not waited for.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    ExitCode::from(code)
+}
+
+async fn admin_call(addr: &str, name: &str, status: Option<&str>) -> u8 {
+    if let Some(word) = status
+        && let Err(error) = word.parse::<healthweb_server::status::StatusWord>()
+    {
+        eprintln!("healthweb: {error}");
+        return BAD_ARGUMENTS;
+    }
+    match admin::call(addr, name, status).await {
+        Ok(text) => {
+            println!("{text}");
+            0
+        }
+        Err(error @ admin::AdminError::Connect { .. }) => {
+            eprintln!("healthweb: {error}");
+            CANNOT_CONNECT
+        }
+        Err(error) => {
+            eprintln!("healthweb: the server refused: {error}");
+            REFUSED
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> u8 {
+    if let Some(addr) = args.admin_listen
+        && !addr.ip().is_loopback()
+        && !args.admin_allow_remote
+    {
+        eprintln!(
+            "healthweb: --admin-listen {addr} is not a loopback address and the admin API has no \
+             authentication; bind 127.0.0.1 or pass --admin-allow-remote"
+        );
+        return BAD_ARGUMENTS;
+    }
+    let registry = HealthRegistry::new();
+    let mut configured = Configured::new(args.services, args.config);
+    if let Err(error) = configured.apply(&registry) {
+        eprintln!("healthweb: {error}");
+        return BAD_ARGUMENTS;
+    }
+    let options = ServerOptions {
+        routes: RouteOptions {
+            www: args.www,
+            cors_origins: args.cors_origins,
+            cors_allow_headers: args.cors_allow_headers,
+            max_request_message: args.max_request_size,
+            health: HealthLimits {
+                max_service_name: args.max_service_name,
+                max_list: args.list_limit,
+            },
+        },
+        connections: ConnectionLimits {
+            max_concurrent_streams: args.max_concurrent_streams,
+            header_read_timeout: args.header_read_timeout,
+            max_connections: args.max_connections,
+        },
+        shutdown_grace: args.shutdown_grace,
+    };
+
+    let listener = match bind(args.listen, "listening").await {
+        Ok(listener) => listener,
+        Err(code) => return code,
+    };
+    let (stop_tx, stop) = watch::channel(false);
+    if let Some(addr) = args.admin_listen {
+        let admin_listener = match bind(addr, "admin listening").await {
+            Ok(listener) => listener,
+            Err(code) => return code,
+        };
+        let router = admin::router(registry.clone());
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(error) = axum::serve(admin_listener, router)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                tracing::error!(%error, "admin API stopped");
+            }
+        });
+    }
+    if configured.file().is_some() {
+        let registry = registry.clone();
+        tokio::spawn(signals::on_hangup(move || {
+            match configured.apply(&registry) {
+                Ok(count) => tracing::info!(services = count, "config reloaded"),
+                Err(error) => {
+                    tracing::error!(%error, "config reload failed; the running config stays")
+                }
+            }
+        }));
+    }
+    let grace = options.shutdown_grace;
+    let stopped = async move {
+        signals::terminate().await;
+        eprintln!(
+            "shutting down: every service is NOT_SERVING; draining for at most {}",
+            humantime::format_duration(grace)
+        );
+        stop_tx.send_replace(true);
+    };
+    if let Err(error) = healthweb_server::run(listener, registry, &options, stopped).await {
+        eprintln!("healthweb: {error}");
+        return BAD_ARGUMENTS;
+    }
+    eprintln!("stopped");
+    0
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, u8> {
+    match TcpListener::bind(addr).await {
+        Ok(listener) => {
+            let local = listener.local_addr().unwrap_or(addr);
+            // Tests and scripts read this line to learn a port-0 address.
+            eprintln!("{what} on http://{local}");
+            Ok(listener)
+        }
+        Err(error) => {
+            eprintln!("healthweb: cannot listen on {addr}: {error}");
+            Err(CANNOT_CONNECT)
+        }
+    }
+}

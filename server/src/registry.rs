@@ -1,0 +1,332 @@
+//! The health registry: every service's serving status, and the channels that
+//! carry each change to its watchers.
+//!
+//! One `tokio::sync::watch` channel per service name (as tonic-health does): a
+//! slow watcher only ever sees the latest status and never holds the others back.
+//! A name that is watched before it is registered gets a channel holding
+//! `SERVICE_UNKNOWN`; the channel is dropped again when its last watcher leaves,
+//! so unknown names cost nothing once nobody asks for them.
+//!
+//! The API follows grpc-go's health server: [`HealthRegistry::set`],
+//! [`HealthRegistry::remove`], [`HealthRegistry::shutdown`] and
+//! [`HealthRegistry::resume`].
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, RwLock},
+};
+
+use healthweb_proto::pb::health_check_response::ServingStatus;
+use tokio::sync::watch;
+
+/// Why a status change was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// The registry is shut down; changes are ignored until `resume()`.
+    #[error("the health server is shut down: status changes are ignored until it resumes")]
+    ShutDown,
+    /// `SERVICE_UNKNOWN` is what Watch reports for an absent service, never a status to set.
+    #[error("SERVICE_UNKNOWN cannot be set; remove the service instead")]
+    NotSettable,
+    /// The whole server, `""`, is always registered.
+    #[error("the whole server (service \"\") is always registered and cannot be removed")]
+    ServerEntry,
+    /// No such service is registered.
+    #[error("unknown service {0:?}")]
+    Unknown(String),
+}
+
+/// The statuses of all services, shared by the gRPC service, `/healthz`, the
+/// admin API and the config loader. Cloning is cheap: clones share one registry.
+#[derive(Debug, Clone)]
+pub struct HealthRegistry {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: RwLock<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    services: HashMap<String, watch::Sender<ServingStatus>>,
+    shut_down: bool,
+}
+
+impl Default for HealthRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HealthRegistry {
+    /// A registry holding only the whole server, `""`, as SERVING.
+    pub fn new() -> Self {
+        let registry = Self {
+            inner: Arc::new(Inner {
+                state: RwLock::new(State::default()),
+            }),
+        };
+        registry
+            .set("", ServingStatus::Serving)
+            .expect("a new registry is not shut down");
+        registry
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        // A panic while holding the lock cannot leave the map half-written: every
+        // write is a single insert, remove or channel send.
+        self.inner.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.inner.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers `service` with `status`, or changes its status. Watchers hear of
+    /// it only when the status differs from the one they last saw.
+    pub fn set(&self, service: &str, status: ServingStatus) -> Result<(), RegistryError> {
+        if status == ServingStatus::ServiceUnknown {
+            return Err(RegistryError::NotSettable);
+        }
+        let mut state = self.write();
+        if state.shut_down {
+            return Err(RegistryError::ShutDown);
+        }
+        publish(&mut state, service, status);
+        Ok(())
+    }
+
+    /// Removes `service`: Check answers NOT_FOUND and its watchers see SERVICE_UNKNOWN.
+    pub fn remove(&self, service: &str) -> Result<(), RegistryError> {
+        if service.is_empty() {
+            return Err(RegistryError::ServerEntry);
+        }
+        let mut state = self.write();
+        let Some(tx) = state.services.get(service) else {
+            return Err(RegistryError::Unknown(service.to_owned()));
+        };
+        if *tx.borrow() == ServingStatus::ServiceUnknown {
+            return Err(RegistryError::Unknown(service.to_owned()));
+        }
+        if tx.receiver_count() == 0 {
+            state.services.remove(service);
+        } else {
+            tx.send_replace(ServingStatus::ServiceUnknown);
+        }
+        Ok(())
+    }
+
+    /// Sets every service NOT_SERVING and ignores later changes until [`Self::resume`].
+    pub fn shutdown(&self) {
+        let mut state = self.write();
+        state.shut_down = true;
+        set_all_registered(&mut state, ServingStatus::NotServing);
+    }
+
+    /// Sets every service SERVING and accepts changes again (grpc-go's `Resume`).
+    pub fn resume(&self) {
+        let mut state = self.write();
+        state.shut_down = false;
+        set_all_registered(&mut state, ServingStatus::Serving);
+    }
+
+    /// Whether [`Self::shutdown`] is in force.
+    pub fn is_shut_down(&self) -> bool {
+        self.read().shut_down
+    }
+
+    /// The status of a registered service, `None` when it is unknown.
+    pub fn check(&self, service: &str) -> Option<ServingStatus> {
+        let state = self.read();
+        let status = *state.services.get(service)?.borrow();
+        (status != ServingStatus::ServiceUnknown).then_some(status)
+    }
+
+    /// Every registered service with its status, sorted by name.
+    pub fn list(&self) -> BTreeMap<String, ServingStatus> {
+        self.read()
+            .services
+            .iter()
+            .map(|(name, tx)| (name.clone(), *tx.borrow()))
+            .filter(|(_, status)| *status != ServingStatus::ServiceUnknown)
+            .collect()
+    }
+
+    /// The number of registered services.
+    pub fn len(&self) -> usize {
+        self.read()
+            .services
+            .values()
+            .filter(|tx| *tx.borrow() != ServingStatus::ServiceUnknown)
+            .count()
+    }
+
+    /// Always false: the whole server, `""`, is always registered.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Follows `service`, registered or not. The receiver starts at the current
+    /// status (SERVICE_UNKNOWN for an unknown name).
+    pub fn watch(&self, service: &str) -> Watcher {
+        let rx = {
+            let state = self.read();
+            state.services.get(service).map(watch::Sender::subscribe)
+        };
+        let rx = rx.unwrap_or_else(|| {
+            self.write()
+                .services
+                .entry(service.to_owned())
+                .or_insert_with(|| watch::Sender::new(ServingStatus::ServiceUnknown))
+                .subscribe()
+        });
+        Watcher {
+            registry: self.clone(),
+            service: service.to_owned(),
+            rx: Some(rx),
+        }
+    }
+
+    /// How many Watch streams follow `service` right now.
+    pub fn watcher_count(&self, service: &str) -> usize {
+        self.read()
+            .services
+            .get(service)
+            .map_or(0, watch::Sender::receiver_count)
+    }
+
+    /// How many names have a channel (registered, or watched while unknown).
+    pub fn channel_count(&self) -> usize {
+        self.read().services.len()
+    }
+}
+
+fn publish(state: &mut State, service: &str, status: ServingStatus) {
+    match state.services.get(service) {
+        Some(tx) => {
+            tx.send_if_modified(|current| {
+                let changed = *current != status;
+                *current = status;
+                changed
+            });
+        }
+        None => {
+            state
+                .services
+                .insert(service.to_owned(), watch::Sender::new(status));
+        }
+    }
+}
+
+fn set_all_registered(state: &mut State, status: ServingStatus) {
+    let names: Vec<String> = state
+        .services
+        .iter()
+        .filter(|(_, tx)| *tx.borrow() != ServingStatus::ServiceUnknown)
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in names {
+        publish(state, &name, status);
+    }
+}
+
+/// One watcher's view of a service. Dropping it releases the channel of a name
+/// that is not registered and has no other watcher.
+#[derive(Debug)]
+pub struct Watcher {
+    registry: HealthRegistry,
+    service: String,
+    rx: Option<watch::Receiver<ServingStatus>>,
+}
+
+impl Watcher {
+    /// The receiver of status changes.
+    pub fn receiver(&mut self) -> &mut watch::Receiver<ServingStatus> {
+        self.rx.as_mut().expect("present until drop")
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        drop(self.rx.take());
+        let mut state = self.registry.write();
+        if let Some(tx) = state.services.get(&self.service)
+            && tx.receiver_count() == 0
+            && *tx.borrow() == ServingStatus::ServiceUnknown
+        {
+            state.services.remove(&self.service);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_whole_server_is_always_registered() {
+        let registry = HealthRegistry::new();
+        assert_eq!(registry.check(""), Some(ServingStatus::Serving));
+        assert_eq!(registry.remove(""), Err(RegistryError::ServerEntry));
+    }
+
+    #[test]
+    fn shutdown_ignores_sets_until_resume() {
+        let registry = HealthRegistry::new();
+        registry.set("a", ServingStatus::Serving).unwrap();
+        registry.shutdown();
+        assert_eq!(registry.check("a"), Some(ServingStatus::NotServing));
+        assert_eq!(
+            registry.set("a", ServingStatus::Serving),
+            Err(RegistryError::ShutDown)
+        );
+        registry.resume();
+        assert_eq!(registry.check("a"), Some(ServingStatus::Serving));
+        assert_eq!(registry.check(""), Some(ServingStatus::Serving));
+    }
+
+    #[test]
+    fn unknown_watch_channels_go_with_their_last_watcher() {
+        let registry = HealthRegistry::new();
+        let first = registry.watch("later");
+        let second = registry.watch("later");
+        assert_eq!(registry.channel_count(), 2);
+        assert_eq!(registry.check("later"), None);
+        drop(first);
+        assert_eq!(registry.channel_count(), 2);
+        drop(second);
+        assert_eq!(registry.channel_count(), 1);
+    }
+
+    #[test]
+    fn removed_service_is_unknown_to_its_watchers() {
+        let registry = HealthRegistry::new();
+        registry.set("a", ServingStatus::Serving).unwrap();
+        let mut watcher = registry.watch("a");
+        registry.remove("a").unwrap();
+        assert_eq!(
+            *watcher.receiver().borrow_and_update(),
+            ServingStatus::ServiceUnknown
+        );
+        assert_eq!(registry.check("a"), None);
+        assert!(!registry.list().contains_key("a"));
+        assert_eq!(
+            registry.remove("a"),
+            Err(RegistryError::Unknown("a".into()))
+        );
+    }
+
+    #[test]
+    fn setting_the_same_status_notifies_nobody() {
+        let registry = HealthRegistry::new();
+        registry.set("a", ServingStatus::Serving).unwrap();
+        let mut watcher = registry.watch("a");
+        watcher.receiver().borrow_and_update();
+        registry.set("a", ServingStatus::Serving).unwrap();
+        assert!(!watcher.receiver().has_changed().unwrap());
+        registry.set("a", ServingStatus::NotServing).unwrap();
+        assert!(watcher.receiver().has_changed().unwrap());
+    }
+}
