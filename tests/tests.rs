@@ -1,1 +1,25 @@
+//! healthweb's integration tests: every one talks to a real server on
+//! `127.0.0.1:0` (in this process, or the real `healthweb` binary) through a real
+//! client: tonic's, hyper's, curl, or Python's grpcio.
+//!
+//! # Layout
+//! One module per subject: `check`, `watch`, `list` (native gRPC and the spec),
+//! `grpc_web` (binary and text over HTTP/1.1 and HTTP/2), `curl` (the README's
+//! command lines), `static_page` (`/healthz` and the www files), `reflection`,
+//! `cors`, `config` (SIGHUP reload), `admin`, `shutdown` (SIGTERM), `bad_input`,
+//! `interop` (Python grpcio), and `util`, the shared harness.
 
+mod admin;
+mod bad_input;
+mod check;
+mod config;
+mod cors;
+mod curl;
+mod grpc_web;
+mod interop;
+mod list;
+mod reflection;
+mod shutdown;
+mod static_page;
+mod util;
+mod watch;

@@ -219,6 +219,13 @@ async fn serve(args: ServeArgs) -> u8 {
         shutdown_grace: args.shutdown_grace,
     };
 
+    let (terminate, hangup) = match (signals::Terminate::install(), signals::Hangup::install()) {
+        (Ok(terminate), Ok(hangup)) => (terminate, hangup),
+        (Err(error), _) | (_, Err(error)) => {
+            eprintln!("healthweb: cannot catch signals: {error}");
+            return BAD_ARGUMENTS;
+        }
+    };
     let listener = match bind(args.listen, "listening").await {
         Ok(listener) => listener,
         Err(code) => return code,
@@ -243,20 +250,20 @@ async fn serve(args: ServeArgs) -> u8 {
             }
         });
     }
-    if configured.file().is_some() {
-        let registry = registry.clone();
-        tokio::spawn(signals::on_hangup(move || {
-            match configured.apply(&registry) {
-                Ok(count) => tracing::info!(services = count, "config reloaded"),
-                Err(error) => {
-                    tracing::error!(%error, "config reload failed; the running config stays")
-                }
-            }
-        }));
-    }
+    let reload_registry = registry.clone();
+    tokio::spawn(hangup.on_each(move || {
+        if configured.file().is_none() {
+            tracing::info!("SIGHUP: no --config file to reload");
+            return;
+        }
+        match configured.apply(&reload_registry) {
+            Ok(count) => tracing::info!(services = count, "config reloaded"),
+            Err(error) => tracing::error!(%error, "config reload failed; the running config stays"),
+        }
+    }));
     let grace = options.shutdown_grace;
     let stopped = async move {
-        signals::terminate().await;
+        terminate.recv().await;
         eprintln!(
             "shutting down: every service is NOT_SERVING; draining for at most {}",
             humantime::format_duration(grace)

@@ -113,7 +113,6 @@ pub fn app(
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(healthweb_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
     };
     let v1 = reflection()
         .build_v1()
@@ -326,6 +325,21 @@ fn not_post(method: &Method) -> Kind {
     )
 }
 
+/// tonic rejects an oversize request message with OUT_OF_RANGE; the gRPC status-code
+/// spec says RESOURCE_EXHAUSTED ("request message larger than max"), as grpc-go and
+/// grpc-java answer. The rejection is always a trailers-only response, so the
+/// status is a header here. Keyed on tonic's wording, pinned by the bad-input tests.
+fn too_large_is_resource_exhausted(headers: &mut HeaderMap) {
+    let too_large = headers.get("grpc-status").is_some_and(|s| s == "11")
+        && headers.get("grpc-message").is_some_and(|m| {
+            m.as_bytes()
+                .starts_with(b"Error,%20decoded%20message%20length%20too%20large")
+        });
+    if too_large {
+        headers.insert("grpc-status", HeaderValue::from_static("8"));
+    }
+}
+
 /// The service that sends each request to gRPC or to the plain routes.
 #[derive(Clone)]
 struct Dispatch {
@@ -353,7 +367,11 @@ where
         match classify(req.method(), req.version(), req.uri(), req.headers()) {
             Kind::Grpc => {
                 let future = self.grpc.call(req.map(Body::new));
-                Box::pin(async move { Ok(future.await?.map(Body::new)) })
+                Box::pin(async move {
+                    let mut response = future.await?;
+                    too_large_is_resource_exhausted(response.headers_mut());
+                    Ok(response.map(Body::new))
+                })
             }
             Kind::Web => {
                 let future = self.web.call(req.map(Body::new));

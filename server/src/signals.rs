@@ -1,41 +1,49 @@
-//! Process signals: SIGTERM or ctrl-c start the drain, SIGHUP reloads the config.
+//! Process signals: SIGTERM or SIGINT (ctrl-c) start the drain, SIGHUP reloads
+//! the config.
+//!
+//! Handlers are installed before the server announces its address, so a signal
+//! sent the moment it is up is handled, never the default action (which kills).
+//! healthweb runs where probes run, on Unix.
 
-/// Completes on the first ctrl-c (SIGINT) or SIGTERM.
-pub async fn terminate() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only ctrl-c stops the server");
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+/// SIGTERM and SIGINT, caught.
+pub struct Terminate {
+    interrupt: Signal,
+    terminate: Signal,
 }
 
-/// Calls `reload` on every SIGHUP, forever. Without Unix signals it never fires.
-pub async fn on_hangup(mut reload: impl FnMut()) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::hangup()) {
-            Ok(mut hup) => {
-                while hup.recv().await.is_some() {
-                    reload();
-                }
-            }
-            Err(error) => tracing::warn!(%error, "cannot listen for SIGHUP; config reload is off"),
+impl Terminate {
+    /// Catches both from now on.
+    pub fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Completes on the first of them.
+    pub async fn recv(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
     }
-    std::future::pending::<()>().await;
+}
+
+/// SIGHUP, caught.
+pub struct Hangup(Signal);
+
+impl Hangup {
+    /// Catches it from now on.
+    pub fn install() -> std::io::Result<Self> {
+        signal(SignalKind::hangup()).map(Self)
+    }
+
+    /// Calls `reload` on every SIGHUP, forever.
+    pub async fn on_each(mut self, mut reload: impl FnMut()) {
+        while self.0.recv().await.is_some() {
+            reload();
+        }
+    }
 }

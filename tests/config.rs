@@ -1,0 +1,123 @@
+//! The config file: loaded at start, re-read on SIGHUP without dropping watchers;
+//! a bad file is reported and the running config stays.
+
+use futures_util::StreamExt;
+use healthweb_proto::pb::health_check_response::ServingStatus;
+use nix::sys::signal::Signal;
+
+use crate::util::{Binary, client, req, run_cli, status_of, within};
+
+#[tokio::test]
+async fn sighup_reloads_without_dropping_watchers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("healthweb.toml");
+    std::fs::write(
+        &path,
+        "[services]\npayments = \"SERVING\"\nsearch = \"SERVING\"\n",
+    )
+    .unwrap();
+    let server = Binary::serve(&[
+        "--config",
+        path.to_str().unwrap(),
+        "--service",
+        "flag=NOT_SERVING",
+    ]);
+    let mut client = client(&server.url()).await;
+    let mut payments = client.watch(req("payments")).await.unwrap().into_inner();
+    let mut search = client.watch(req("search")).await.unwrap().into_inner();
+    let next = async |s: &mut tonic::Streaming<_>| -> ServingStatus {
+        let msg: healthweb_proto::pb::HealthCheckResponse =
+            within(s.next()).await.unwrap().unwrap();
+        status_of(msg.status)
+    };
+    assert_eq!(next(&mut payments).await, ServingStatus::Serving);
+    assert_eq!(next(&mut search).await, ServingStatus::Serving);
+
+    std::fs::write(&path, "[services]\npayments = \"NOT_SERVING\"\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    assert_eq!(next(&mut payments).await, ServingStatus::NotServing);
+    // Dropped from the file: removed, so watchers see SERVICE_UNKNOWN.
+    assert_eq!(next(&mut search).await, ServingStatus::ServiceUnknown);
+    assert_eq!(
+        client.check(req("search")).await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+    // Flags stay as they were.
+    let flag = client.check(req("flag")).await.unwrap().into_inner();
+    assert_eq!(status_of(flag.status), ServingStatus::NotServing);
+
+    std::fs::write(&path, "[services]\npayments = \"SERVNG\"\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    let line = server.wait_for_log("config reload failed");
+    assert!(line.contains("line 2"), "{line}");
+    server.wait_for_log("expected SERVING, NOT_SERVING or UNKNOWN");
+    let still = client.check(req("payments")).await.unwrap().into_inner();
+    assert_eq!(status_of(still.status), ServingStatus::NotServing);
+
+    std::fs::write(&path, "[services]\npayments = \"SERVING\"\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    assert_eq!(next(&mut payments).await, ServingStatus::Serving);
+}
+
+#[test]
+fn a_bad_file_at_start_is_an_error_naming_the_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[services]\na = 3\n").unwrap();
+    let (code, _, stderr) = run_cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("invalid config file") && stderr.contains("line 2"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run_cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        "/nonexistent.toml",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("cannot read config file /nonexistent.toml"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn flags_come_from_the_environment_too() {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_healthweb"));
+    cmd.args(["serve", "--help"]);
+    let help = String::from_utf8(cmd.output().unwrap().stdout).unwrap();
+    for var in [
+        "HEALTHWEB_LISTEN",
+        "HEALTHWEB_SERVICE",
+        "HEALTHWEB_CONFIG",
+        "HEALTHWEB_SHUTDOWN_GRACE",
+        "HEALTHWEB_CORS_ORIGIN",
+    ] {
+        assert!(help.contains(var), "--help does not name {var}");
+    }
+    let (code, _, stderr) = run_cli_env(&["serve"], &[("HEALTHWEB_LISTEN", "not-an-address")]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("not-an-address"), "{stderr}");
+}
+
+fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_healthweb"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,165 @@
+//! gRPC-Web, binary and text, over HTTP/1.1 and HTTP/2: Check, Watch and List,
+//! decoded from the raw bytes a browser or curl would receive.
+
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use healthweb_proto::pb::{
+    HealthCheckResponse, HealthListRequest, HealthListResponse,
+    health_check_response::ServingStatus,
+};
+use http::Method;
+use prost::Message;
+
+use crate::util::{Raw, TestServer, WebReply, Wire, decode_web, frame, raw, req, status_of};
+
+#[derive(Clone, Copy, Debug)]
+enum Encoding {
+    Binary,
+    Text,
+}
+
+const MODES: [(Wire, Encoding); 4] = [
+    (Wire::Http1, Encoding::Binary),
+    (Wire::Http1, Encoding::Text),
+    (Wire::Http2, Encoding::Binary),
+    (Wire::Http2, Encoding::Text),
+];
+
+async fn call(
+    server: &TestServer,
+    (wire, encoding): (Wire, Encoding),
+    method: &str,
+    body: Bytes,
+    extra: &[(&str, &str)],
+) -> (Raw, WebReply) {
+    let (content_type, body) = match encoding {
+        Encoding::Binary => ("application/grpc-web+proto", body),
+        Encoding::Text => (
+            "application/grpc-web-text",
+            base64::engine::general_purpose::STANDARD
+                .encode(&body)
+                .into(),
+        ),
+    };
+    let mut headers = vec![
+        ("content-type", content_type),
+        ("accept", content_type),
+        ("x-grpc-web", "1"),
+    ];
+    headers.extend_from_slice(extra);
+    let url = format!("{}/grpc.health.v1.Health/{method}", server.url());
+    let raw = raw(wire, &url, Method::POST, &headers, body).await;
+    assert_eq!(raw.status, 200);
+    let got_type = raw.headers["content-type"].to_str().unwrap();
+    assert!(
+        got_type.starts_with(content_type),
+        "{got_type} for {content_type}"
+    );
+    let reply = decode_web(&raw);
+    (raw, reply)
+}
+
+fn statuses(reply: &WebReply) -> Vec<ServingStatus> {
+    reply
+        .messages
+        .iter()
+        .map(|m| status_of(HealthCheckResponse::decode(m.clone()).unwrap().status))
+        .collect()
+}
+
+#[tokio::test]
+async fn check_in_every_mode() {
+    let server = TestServer::start().await;
+    server
+        .registry
+        .set("db", ServingStatus::NotServing)
+        .unwrap();
+    for mode in MODES {
+        let (_, reply) = call(&server, mode, "Check", frame(&req("")), &[]).await;
+        assert_eq!(reply.grpc_status(), Some("0"), "{mode:?}");
+        assert_eq!(statuses(&reply), [ServingStatus::Serving], "{mode:?}");
+        let (_, reply) = call(&server, mode, "Check", frame(&req("db")), &[]).await;
+        assert_eq!(statuses(&reply), [ServingStatus::NotServing], "{mode:?}");
+        let (_, reply) = call(&server, mode, "Check", frame(&req("nope")), &[]).await;
+        assert_eq!(reply.grpc_status(), Some("5"), "{mode:?}");
+        assert!(reply.messages.is_empty());
+        assert_eq!(
+            reply.trailer("grpc-message"),
+            Some("unknown%20service%20%22nope%22")
+        );
+    }
+}
+
+#[tokio::test]
+async fn watch_streams_changes_until_the_deadline_in_every_mode() {
+    let server = TestServer::start().await;
+    for mode in MODES {
+        server.registry.set("w", ServingStatus::Serving).unwrap();
+        let registry = server.registry.clone();
+        let flip = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            registry.set("w", ServingStatus::NotServing).unwrap();
+        });
+        let (_, reply) = call(
+            &server,
+            mode,
+            "Watch",
+            frame(&req("w")),
+            &[("grpc-timeout", "600m")],
+        )
+        .await;
+        flip.await.unwrap();
+        assert_eq!(
+            statuses(&reply),
+            [ServingStatus::Serving, ServingStatus::NotServing],
+            "{mode:?}"
+        );
+        assert_eq!(
+            reply.grpc_status(),
+            Some("4"),
+            "{mode:?}: DEADLINE_EXCEEDED"
+        );
+    }
+}
+
+#[tokio::test]
+async fn watch_of_an_unknown_service_in_every_mode() {
+    let server = TestServer::start().await;
+    for mode in MODES {
+        let (_, reply) = call(
+            &server,
+            mode,
+            "Watch",
+            frame(&req("x")),
+            &[("grpc-timeout", "100m")],
+        )
+        .await;
+        assert_eq!(
+            statuses(&reply),
+            [ServingStatus::ServiceUnknown],
+            "{mode:?}"
+        );
+        assert_eq!(reply.grpc_status(), Some("4"));
+    }
+}
+
+#[tokio::test]
+async fn list_in_every_mode() {
+    let server = TestServer::start().await;
+    server
+        .registry
+        .set("db", ServingStatus::NotServing)
+        .unwrap();
+    for mode in MODES {
+        let (_, reply) = call(&server, mode, "List", frame(&HealthListRequest {}), &[]).await;
+        assert_eq!(reply.grpc_status(), Some("0"));
+        let list = HealthListResponse::decode(reply.messages[0].clone()).unwrap();
+        assert_eq!(list.statuses.len(), 2, "{mode:?}");
+        assert_eq!(
+            status_of(list.statuses["db"].status),
+            ServingStatus::NotServing
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! A gRPC client no one here wrote: Python's grpcio with grpcio-health-checking,
+//! calling Check, Watch and List natively. `make test` installs it in
+//! `.tools/venv`; HEALTHWEB_PYTHON points elsewhere.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Command, Stdio},
+};
+
+use healthweb_proto::pb::health_check_response::ServingStatus;
+
+use crate::util::{LIMIT, TestServer};
+
+fn python() -> PathBuf {
+    if let Ok(path) = std::env::var("HEALTHWEB_PYTHON") {
+        return path.into();
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python with grpcio at {}: run `make test-deps` (or set HEALTHWEB_PYTHON)",
+        venv.display()
+    );
+    venv
+}
+
+// Multi-threaded: this test blocks on the child's output while the server runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcio_checks_watches_and_lists() {
+    let server = TestServer::start().await;
+    server
+        .registry
+        .set("payments", ServingStatus::Serving)
+        .unwrap();
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/grpcio_client.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .arg(server.addr.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(LIMIT)
+            .unwrap_or_else(|_| panic!("grpcio client stalled after {lines:?}"));
+        if line == "watch payments SERVING" {
+            server
+                .registry
+                .set("payments", ServingStatus::NotServing)
+                .unwrap();
+        }
+        let done = line == "done";
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        lines,
+        [
+            "check '' SERVING",
+            "check payments SERVING",
+            "check missing NOT_FOUND unknown service \"missing\"",
+            "list ''=SERVING payments=SERVING",
+            "watch payments SERVING",
+            "watch payments NOT_SERVING",
+            "watch missing SERVICE_UNKNOWN",
+            "done",
+        ]
+    );
+}

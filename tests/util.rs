@@ -1,0 +1,340 @@
+//! Shared test harness: an in-process server on `127.0.0.1:0`, the real
+//! `healthweb` binary as a child process, and a raw gRPC-Web client.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use bytes::{Buf, Bytes};
+use healthweb_proto::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use healthweb_server::{HealthRegistry, ServerOptions};
+use http_body_util::{BodyExt, Full};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use prost::Message;
+use tokio::{net::TcpListener, sync::oneshot};
+use tonic::transport::Channel;
+
+/// Every wait in the tests is bounded by this.
+pub const LIMIT: Duration = Duration::from_secs(10);
+
+/// A server running in this process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub registry: HealthRegistry,
+    /// Dropping the server drops this, which starts its drain.
+    _stop: oneshot::Sender<()>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::with(ServerOptions::default()).await
+    }
+
+    pub async fn with(options: ServerOptions) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let registry = HealthRegistry::new();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let reg = registry.clone();
+        tokio::spawn(async move {
+            healthweb_server::run(listener, reg, &options, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            addr,
+            registry,
+            _stop: stop,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn client(&self) -> HealthClient<Channel> {
+        client(&self.url()).await
+    }
+}
+
+pub async fn client(url: &str) -> HealthClient<Channel> {
+    let channel = Channel::from_shared(url.to_owned())
+        .unwrap()
+        .connect_timeout(LIMIT)
+        .connect()
+        .await
+        .unwrap();
+    HealthClient::new(channel)
+}
+
+pub fn req(service: &str) -> HealthCheckRequest {
+    HealthCheckRequest {
+        service: service.into(),
+    }
+}
+
+pub fn status_of(status: i32) -> ServingStatus {
+    ServingStatus::try_from(status).unwrap()
+}
+
+/// Awaits `future` for at most [`LIMIT`].
+pub async fn within<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(LIMIT, future)
+        .await
+        .expect("timed out")
+}
+
+/// The real `healthweb` binary, killed when dropped.
+pub struct Binary {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    pub stderr: mpsc::Receiver<String>,
+}
+
+impl Binary {
+    /// Runs `healthweb serve --listen 127.0.0.1:0 ARGS` and waits for its address.
+    pub fn serve(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_healthweb"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("HEALTHWEB_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, stderr) = mpsc::channel();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut binary = Self {
+            child,
+            addr: "0.0.0.0:0".parse().unwrap(),
+            admin: None,
+            stderr,
+        };
+        let want_admin = args.contains(&"--admin-listen");
+        let addr_of = |line: &str, prefix: &str| -> Option<SocketAddr> {
+            line.strip_prefix(prefix)?.parse().ok()
+        };
+        let mut seen = Vec::new();
+        while binary.addr.port() == 0 || (want_admin && binary.admin.is_none()) {
+            let line = binary.stderr.recv_timeout(LIMIT).unwrap_or_else(|_| {
+                panic!("healthweb did not report its address; stderr: {seen:?}")
+            });
+            if let Some(addr) = addr_of(&line, "listening on http://") {
+                binary.addr = addr;
+            } else if let Some(addr) = addr_of(&line, "admin listening on http://") {
+                binary.admin = Some(addr);
+            }
+            seen.push(line);
+        }
+        binary
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, signal).unwrap();
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = std::time::Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Waits until stderr has a line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        loop {
+            let line = self
+                .stderr
+                .recv_timeout(LIMIT)
+                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the real `healthweb` with `args` and returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_healthweb"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// How a raw gRPC-Web request travels.
+#[derive(Clone, Copy, Debug)]
+pub enum Wire {
+    Http1,
+    Http2,
+}
+
+/// A raw HTTP response: status, headers, the whole body.
+pub struct Raw {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// Sends one HTTP request with `body` and collects the whole response.
+pub async fn raw(
+    wire: Wire,
+    url: &str,
+    method: http::Method,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Raw {
+    let mut request = http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(body.into())).unwrap();
+    let mut builder = Client::builder(TokioExecutor::new());
+    if matches!(wire, Wire::Http2) {
+        builder.http2_only(true);
+    }
+    let client = builder.build_http::<Full<Bytes>>();
+    let response = within(client.request(request)).await.unwrap();
+    assert_eq!(
+        response.version(),
+        match wire {
+            Wire::Http1 => http::Version::HTTP_11,
+            Wire::Http2 => http::Version::HTTP_2,
+        }
+    );
+    let (parts, body) = response.into_parts();
+    let body = within(body.collect()).await.unwrap().to_bytes();
+    Raw {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// A gRPC-Web call's result, decoded: messages and trailers.
+#[derive(Debug)]
+pub struct WebReply {
+    pub messages: Vec<Bytes>,
+    pub trailers: Vec<(String, String)>,
+}
+
+impl WebReply {
+    /// The grpc-status, from the trailer frame or, for a trailers-only reply, the headers.
+    pub fn grpc_status(&self) -> Option<&str> {
+        self.trailer("grpc-status")
+    }
+
+    pub fn trailer(&self, name: &str) -> Option<&str> {
+        self.trailers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Frames a protobuf message for gRPC(-Web): flag byte, big-endian length, bytes.
+pub fn frame(message: &impl Message) -> Bytes {
+    let body = message.encode_to_vec();
+    let mut out = vec![0u8];
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out.into()
+}
+
+/// Splits a gRPC-Web body into its messages and trailers.
+pub fn decode_web(raw: &Raw) -> WebReply {
+    let mut trailers: Vec<(String, String)> = ["grpc-status", "grpc-message"]
+        .iter()
+        .filter_map(|name| {
+            let value = raw.headers.get(*name)?.to_str().ok()?;
+            Some((name.to_string(), value.to_owned()))
+        })
+        .collect();
+    let ct = raw.headers[http::header::CONTENT_TYPE].to_str().unwrap();
+    let mut body = if ct.starts_with("application/grpc-web-text") {
+        decode_text(&raw.body)
+    } else {
+        raw.body.clone()
+    };
+    let mut messages = Vec::new();
+    while body.remaining() >= 5 {
+        let flag = body.get_u8();
+        let len = body.get_u32() as usize;
+        let data = body.split_to(len);
+        if flag & 0x80 != 0 {
+            for line in String::from_utf8_lossy(&data).split("\r\n") {
+                if let Some((k, v)) = line.split_once(':') {
+                    trailers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                }
+            }
+        } else {
+            messages.push(data);
+        }
+    }
+    assert!(!body.has_remaining(), "trailing bytes in gRPC-Web body");
+    WebReply { messages, trailers }
+}
+
+/// grpc-web-text bodies are base64 chunks, each padded on its own.
+pub fn decode_text(text: &[u8]) -> Bytes {
+    use base64::Engine;
+    let mut out = Vec::new();
+    let text = std::str::from_utf8(text).unwrap();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = rest.find('=').map_or(rest.len(), |i| {
+            let mut j = i;
+            while rest[j..].starts_with('=') {
+                j += 1;
+            }
+            j
+        });
+        out.extend(
+            base64::engine::general_purpose::STANDARD
+                .decode(&rest[..end])
+                .unwrap(),
+        );
+        rest = &rest[end..];
+    }
+    out.into()
+}
