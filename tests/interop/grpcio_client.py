@@ -7,6 +7,9 @@ import sys
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
 
 
 def status_name(response):
@@ -36,6 +39,11 @@ def main(addr):
         unknown = stub.Watch(health_pb2.HealthCheckRequest(service="missing"), timeout=10)
         print(f"watch missing {status_name(next(unknown))}", flush=True)
         unknown.cancel()
+
+        reflection = ProtoReflectionDescriptorDatabase(channel)
+        print("reflection " + " ".join(sorted(reflection.get_services())), flush=True)
+        health = reflection.FindFileContainingSymbol("grpc.health.v1.Health")
+        print(f"reflection file {health.name}", flush=True)
     print("done", flush=True)
 
 

@@ -1,0 +1,65 @@
+# healthweb's tasks. Every recipe installs what it needs first, so `make run` and
+# `make test` work on a fresh machine with rustup, Python 3 and Node.js.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+TOOLS := .tools
+VENV := $(TOOLS)/venv
+# The wasm-bindgen CLI must match the library version in Cargo.lock exactly.
+WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PKG := www/pkg
+
+.PHONY: run build server pkg test test-deps wasm-deps browser-deps python-deps lint size
+
+## run: build everything, then serve the status page on http://127.0.0.1:8080
+run: build
+	./target/release/healthweb serve --listen 127.0.0.1:8080 --www www
+
+## build: target/release/healthweb and www/pkg, without running
+build: server pkg
+
+server:
+	cargo build --release --bin healthweb
+
+pkg: wasm-deps
+	wasm-pack build web-client --target web --out-dir ../$(PKG) --out-name healthweb --no-pack --profile wasm-release
+
+## test: every test (Rust, browser, interop); installs Chromium and grpcio if missing
+test: test-deps build
+	cargo test --workspace --exclude healthweb-client
+	tests/browser/run.sh
+
+test-deps: wasm-deps browser-deps python-deps
+
+## wasm-deps: the wasm32 target, wasm-pack, and wasm-bindgen-cli at Cargo.lock's version
+wasm-deps:
+	rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	command -v wasm-pack >/dev/null || cargo install wasm-pack --locked
+	[ "$$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" = "$(WASM_BINDGEN_VERSION)" ] \
+		|| cargo install wasm-bindgen-cli --version "$(WASM_BINDGEN_VERSION)" --force
+
+# Debian's Chromium and its driver (never a browser a tool downloads), and curl.
+browser-deps:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v curl >/dev/null \
+		|| { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver curl; }
+	cd tests/browser && { [ -d node_modules ] || npm ci --no-audit --no-fund; }
+
+# Python grpcio: a gRPC client no one here wrote, for the interop tests.
+python-deps:
+	[ -x $(VENV)/bin/python ] || { python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -r tests/interop/requirements.txt; }
+
+## lint: rustfmt check and clippy -D warnings, native and wasm
+lint: wasm-deps
+	cargo fmt --all --check
+	cargo clippy --workspace --exclude healthweb-client --all-targets -- -D warnings
+	cargo clippy -p healthweb-client --all-targets --features native -- -D warnings
+	cargo clippy -p healthweb-client --target wasm32-unknown-unknown --all-targets -- -D warnings
+
+## size: gzipped size of the browser module (.wasm + JS glue)
+size: pkg
+	@wasm=$$(gzip -9 -c $(PKG)/healthweb_bg.wasm | wc -c); js=$$(gzip -9 -c $(PKG)/healthweb.js | wc -c); \
+	printf 'wasm %6.1f KB gz\nglue %6.1f KB gz\ntotal %5.1f KB gz (budget 70 KB)\n' \
+		$$(echo "$$wasm/1000" | bc -l) $$(echo "$$js/1000" | bc -l) $$(echo "($$wasm+$$js)/1000" | bc -l)
