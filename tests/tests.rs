@@ -7,7 +7,7 @@
 //! `grpc_web` (binary and text over HTTP/1.1 and HTTP/2), `curl` (the README's
 //! command lines), `static_page` (`/healthz` and the www files), `reflection`,
 //! `cors`, `config` (SIGHUP reload), `admin`, `shutdown` (SIGTERM), `bad_input`,
-//! `interop` (Python grpcio), and `util`, the shared harness.
+//! `interop` (Python grpcio), `tls`, and `util`, the shared harness.
 
 mod admin;
 mod bad_input;
@@ -21,5 +21,6 @@ mod list;
 mod reflection;
 mod shutdown;
 mod static_page;
+mod tls;
 mod util;
 mod watch;

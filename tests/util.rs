@@ -136,7 +136,9 @@ impl Binary {
             let line = binary.stderr.recv_timeout(LIMIT).unwrap_or_else(|_| {
                 panic!("healthweb did not report its address; stderr: {seen:?}")
             });
-            if let Some(addr) = addr_of(&line, "listening on http://") {
+            if let Some(addr) = addr_of(&line, "listening on http://")
+                .or_else(|| addr_of(&line, "listening on https://"))
+            {
                 binary.addr = addr;
             } else if let Some(addr) = addr_of(&line, "admin listening on http://") {
                 binary.admin = Some(addr);

@@ -43,14 +43,12 @@ struct Name {
     name: Option<String>,
 }
 
-fn name_param(query: Name) -> Result<String, Response> {
-    query.name.ok_or_else(|| {
-        (
-            StatusCode::BAD_REQUEST,
-            "missing ?name=SERVICE (use ?name= for the whole server)\n",
-        )
-            .into_response()
-    })
+fn missing_name() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        "missing ?name=SERVICE (use ?name= for the whole server)\n",
+    )
+        .into_response()
 }
 
 async fn list(State(registry): State<HealthRegistry>) -> Response {
@@ -67,9 +65,8 @@ async fn list(State(registry): State<HealthRegistry>) -> Response {
 }
 
 async fn set(State(registry): State<HealthRegistry>, query: Query<Name>, body: String) -> Response {
-    let name = match name_param(query.0) {
-        Ok(name) => name,
-        Err(response) => return response,
+    let Some(name) = query.0.name else {
+        return missing_name();
     };
     let word: StatusWord = match body.parse() {
         Ok(word) => word,
@@ -82,9 +79,8 @@ async fn set(State(registry): State<HealthRegistry>, query: Query<Name>, body: S
 }
 
 async fn remove(State(registry): State<HealthRegistry>, query: Query<Name>) -> Response {
-    let name = match name_param(query.0) {
-        Ok(name) => name,
-        Err(response) => return response,
+    let Some(name) = query.0.name else {
+        return missing_name();
     };
     match registry.remove(&name) {
         Ok(()) => format!("{name:?} removed\n").into_response(),

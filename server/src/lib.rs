@@ -18,6 +18,7 @@
 //! - [`admin`]: the admin HTTP API and its client.
 //! - [`status`]: the status words people type.
 //! - [`signals`]: SIGTERM, ctrl-c and SIGHUP.
+//! - [`tls`]: rustls for https and gRPC over TLS, mTLS.
 
 pub mod admin;
 pub mod config;
@@ -27,8 +28,9 @@ pub mod routes;
 pub mod serve;
 pub mod signals;
 pub mod status;
+pub mod tls;
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::watch};
 
@@ -46,6 +48,8 @@ pub struct ServerOptions {
     pub connections: ConnectionLimits,
     /// How long open connections get to finish once `stop` completes.
     pub shutdown_grace: Duration,
+    /// TLS for the port; cleartext (h2c and HTTP/1.1) when absent.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerOptions {
@@ -54,6 +58,7 @@ impl Default for ServerOptions {
             routes: RouteOptions::default(),
             connections: ConnectionLimits::default(),
             shutdown_grace: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -79,6 +84,7 @@ pub async fn run(
         listener,
         app,
         &options.connections,
+        options.tls.clone(),
         stop,
         options.shutdown_grace,
     )

@@ -10,7 +10,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Args, Parser, Subcommand};
 use healthweb_server::{
     ConnectionLimits, HealthLimits, HealthRegistry, RouteOptions, ServerOptions, admin,
-    config::Configured, signals, status::ServiceStatus,
+    config::Configured, signals, status::ServiceStatus, tls::TlsFiles,
 };
 use tokio::{net::TcpListener, sync::watch};
 
@@ -93,6 +93,31 @@ struct ServeArgs {
     /// Longest service name, in bytes; longer ones get INVALID_ARGUMENT.
     #[arg(long, env = "HEALTHWEB_MAX_SERVICE_NAME", default_value_t = HealthLimits::default().max_service_name)]
     max_service_name: usize,
+    /// TLS certificate chain (PEM) for the port: gRPC over HTTP/2 (ALPN h2), gRPC-Web
+    /// and the page over https. Needs --tls-key.
+    #[arg(
+        long,
+        env = "HEALTHWEB_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) matching --tls-cert.
+    #[arg(
+        long,
+        env = "HEALTHWEB_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// CA bundle (PEM): clients must present a certificate it signed (mTLS).
+    #[arg(
+        long,
+        env = "HEALTHWEB_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_client_ca: Option<PathBuf>,
     /// Most services List returns; past it List answers RESOURCE_EXHAUSTED.
     #[arg(long, env = "HEALTHWEB_LIST_LIMIT", default_value_t = HealthLimits::default().max_list)]
     list_limit: usize,
@@ -194,6 +219,24 @@ async fn serve(args: ServeArgs) -> u8 {
         );
         return BAD_ARGUMENTS;
     }
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let files = TlsFiles {
+                cert,
+                key,
+                client_ca: args.tls_client_ca,
+            };
+            match files.server_config() {
+                Ok(config) => Some(config),
+                Err(error) => {
+                    eprintln!("healthweb: {error}");
+                    return BAD_ARGUMENTS;
+                }
+            }
+        }
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let registry = HealthRegistry::new();
     let mut configured = Configured::new(args.services, args.config);
     if let Err(error) = configured.apply(&registry) {
@@ -217,6 +260,7 @@ async fn serve(args: ServeArgs) -> u8 {
             max_connections: args.max_connections,
         },
         shutdown_grace: args.shutdown_grace,
+        tls,
     };
 
     let (terminate, hangup) = match (signals::Terminate::install(), signals::Hangup::install()) {
@@ -226,13 +270,13 @@ async fn serve(args: ServeArgs) -> u8 {
             return BAD_ARGUMENTS;
         }
     };
-    let listener = match bind(args.listen, "listening").await {
+    let listener = match bind(args.listen, "listening", scheme).await {
         Ok(listener) => listener,
         Err(code) => return code,
     };
     let (stop_tx, stop) = watch::channel(false);
     if let Some(addr) = args.admin_listen {
-        let admin_listener = match bind(addr, "admin listening").await {
+        let admin_listener = match bind(addr, "admin listening", "http").await {
             Ok(listener) => listener,
             Err(code) => return code,
         };
@@ -278,12 +322,12 @@ async fn serve(args: ServeArgs) -> u8 {
     0
 }
 
-async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, u8> {
+async fn bind(addr: SocketAddr, what: &str, scheme: &str) -> Result<TcpListener, u8> {
     match TcpListener::bind(addr).await {
         Ok(listener) => {
             let local = listener.local_addr().unwrap_or(addr);
             // Tests and scripts read this line to learn a port-0 address.
-            eprintln!("{what} on http://{local}");
+            eprintln!("{what} on {scheme}://{local}");
             Ok(listener)
         }
         Err(error) => {

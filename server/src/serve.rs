@@ -1,5 +1,5 @@
-//! The accept loop: HTTP/1.1 and cleartext HTTP/2 on one port, with explicit
-//! limits, and a bounded graceful drain.
+//! The accept loop: HTTP/1.1 and HTTP/2 on one port, cleartext (h2c) or TLS,
+//! with explicit limits, and a bounded graceful drain.
 //!
 //! hyper is driven directly (rather than through `tonic::transport::Server` or
 //! `axum::serve`) because neither exposes every limit this server sets: the
@@ -9,10 +9,18 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::{
+        conn::auto,
+        graceful::{GracefulShutdown, Watcher},
+    },
     service::TowerToHyperService,
 };
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
+    sync::Semaphore,
+};
+use tokio_rustls::{TlsAcceptor, rustls::ServerConfig};
 
 use crate::routes::App;
 
@@ -21,7 +29,8 @@ use crate::routes::App;
 pub struct ConnectionLimits {
     /// Concurrent HTTP/2 streams per connection (each Watch holds one).
     pub max_concurrent_streams: u32,
-    /// How long a client may take to send its HTTP/1.1 request headers (slowloris).
+    /// How long a client may take to send its HTTP/1.1 request headers (slowloris);
+    /// the TLS handshake gets as long.
     pub header_read_timeout: Duration,
     /// Open connections at once; past it, new ones wait in the listen backlog.
     pub max_connections: usize,
@@ -37,12 +46,16 @@ impl Default for ConnectionLimits {
     }
 }
 
-/// Serves `app` on `listener` until `stop` completes, then stops accepting and
-/// gives open connections up to `grace` to finish; whatever is left is dropped.
+type Builder = auto::Builder<TokioExecutor>;
+
+/// Serves `app` on `listener` (over TLS when `tls` is given) until `stop`
+/// completes, then stops accepting and gives open connections up to `grace` to
+/// finish; whatever is left is dropped.
 pub async fn serve(
     listener: TcpListener,
     app: App,
     limits: &ConnectionLimits,
+    tls: Option<Arc<ServerConfig>>,
     stop: impl Future<Output = ()>,
     grace: Duration,
 ) {
@@ -55,6 +68,9 @@ pub async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams);
+    let builder = Arc::new(builder);
+    let tls = tls.map(TlsAcceptor::from);
+    let handshake_timeout = limits.header_read_timeout;
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let service = TowerToHyperService::new(app);
@@ -78,13 +94,22 @@ pub async fn serve(
             () = &mut stop => break,
         };
         let _ = stream.set_nodelay(true);
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service.clone())
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let (builder, service, watcher, tls) = (
+            builder.clone(),
+            service.clone(),
+            graceful.watcher(),
+            tls.clone(),
+        );
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                log_connection_error(peer, &*error);
+            match tls {
+                None => serve_io(&builder, stream, service, watcher, peer).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_io(&builder, stream, service, watcher, peer).await,
+                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
             }
             drop(permit);
         });
@@ -98,6 +123,17 @@ pub async fn serve(
     }
 }
 
-fn log_connection_error(peer: SocketAddr, error: &(dyn std::error::Error + 'static)) {
-    tracing::debug!(%peer, %error, "connection ended with an error");
+async fn serve_io<I>(
+    builder: &Builder,
+    io: I,
+    service: TowerToHyperService<App>,
+    watcher: Watcher,
+    peer: SocketAddr,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    if let Err(error) = watcher.watch(connection.into_owned()).await {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
 }

@@ -1,0 +1,210 @@
+//! TLS on the one port, against the real binary: native gRPC over HTTP/2 with
+//! ALPN, gRPC-Web and /healthz over https, and mTLS with a CA made here.
+
+use std::{path::Path, process::Command};
+
+use healthweb_proto::pb::{health_check_response::ServingStatus, health_client::HealthClient};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+use crate::util::{Binary, LIMIT, req, status_of};
+
+/// A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "healthweb test CA");
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let write = |name: &str, text: String| std::fs::write(dir.path().join(name), text).unwrap();
+        write("ca.pem", ca_cert.pem());
+        for (name, sans) in [
+            (
+                "server",
+                vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
+            ),
+            ("client", vec!["probe.example".to_owned()]),
+        ] {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(sans)
+                .unwrap()
+                .signed_by(&key, &issuer)
+                .unwrap();
+            write(&format!("{name}.pem"), cert.pem());
+            write(&format!("{name}.key"), key.serialize_pem());
+        }
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_owned()
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(Path::new(&self.path(name))).unwrap()
+    }
+}
+
+async fn tls_client(
+    pki: &Pki,
+    url: &str,
+    identity: bool,
+) -> Result<HealthClient<Channel>, tonic::transport::Error> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(pki.read("ca.pem")))
+        .domain_name("localhost");
+    if identity {
+        tls = tls.identity(Identity::from_pem(
+            pki.read("client.pem"),
+            pki.read("client.key"),
+        ));
+    }
+    let channel = Channel::from_shared(url.to_owned())
+        .unwrap()
+        .tls_config(tls)?
+        .connect_timeout(LIMIT)
+        .connect()
+        .await?;
+    Ok(HealthClient::new(channel))
+}
+
+fn curl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn native_grpc_and_grpc_web_over_tls() {
+    let pki = Pki::new();
+    let server = Binary::serve(&[
+        "--tls-cert",
+        &pki.path("server.pem"),
+        "--tls-key",
+        &pki.path("server.key"),
+        "--service",
+        "payments=NOT_SERVING",
+    ]);
+    let url = format!("https://{}", server.addr);
+    let mut client = tls_client(&pki, &url, false).await.unwrap();
+    let got = client.check(req("payments")).await.unwrap().into_inner();
+    assert_eq!(status_of(got.status), ServingStatus::NotServing);
+
+    // gRPC-Web over https, HTTP/1.1 and HTTP/2 by ALPN.
+    for version in ["--http1.1", "--http2"] {
+        let (ok, out) = curl(&[
+            version,
+            "--cacert",
+            &pki.path("ca.pem"),
+            "-w",
+            " %{http_version}",
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/grpc-web-text",
+            "-H",
+            "accept: application/grpc-web-text",
+            "-d",
+            "AAAAAAA=",
+            &format!(
+                "https://localhost:{}/grpc.health.v1.Health/Check",
+                server.addr.port()
+            ),
+        ]);
+        assert!(ok, "{out}");
+        let want_version = if version == "--http2" { "2" } else { "1.1" };
+        assert_eq!(
+            out,
+            format!("AAAAAAIIAQ==gAAAAA9ncnBjLXN0YXR1czowDQo= {want_version}")
+        );
+    }
+    let (ok, out) = curl(&[
+        "--cacert",
+        &pki.path("ca.pem"),
+        &format!("https://localhost:{}/healthz", server.addr.port()),
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(out, "SERVING\n");
+    // A cleartext client gets nothing it could mistake for an answer.
+    let (ok, _) = curl(&[&format!("http://127.0.0.1:{}/healthz", server.addr.port())]);
+    assert!(!ok);
+}
+
+#[tokio::test]
+async fn mtls_requires_a_client_certificate_from_the_ca() {
+    let pki = Pki::new();
+    let server = Binary::serve(&[
+        "--tls-cert",
+        &pki.path("server.pem"),
+        "--tls-key",
+        &pki.path("server.key"),
+        "--tls-client-ca",
+        &pki.path("ca.pem"),
+    ]);
+    let url = format!("https://{}", server.addr);
+    let mut client = tls_client(&pki, &url, true).await.unwrap();
+    let got = client.check(req("")).await.unwrap().into_inner();
+    assert_eq!(status_of(got.status), ServingStatus::Serving);
+
+    let refused = match tls_client(&pki, &url, false).await {
+        Err(_) => true,
+        Ok(mut client) => client.check(req("")).await.is_err(),
+    };
+    assert!(refused, "a client without a certificate got through");
+
+    let healthz = format!("https://localhost:{}/healthz", server.addr.port());
+    let (ok, _) = curl(&["--cacert", &pki.path("ca.pem"), &healthz]);
+    assert!(!ok);
+    let (ok, out) = curl(&[
+        "--cacert",
+        &pki.path("ca.pem"),
+        "--cert",
+        &pki.path("client.pem"),
+        "--key",
+        &pki.path("client.key"),
+        &healthz,
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(out, "SERVING\n");
+}
+
+#[test]
+fn unusable_tls_files_are_reported() {
+    let pki = Pki::new();
+    let (code, _, err) = crate::util::run_cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &pki.path("ca.pem"),
+        "--tls-key",
+        "/nonexistent.key",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot load private key from /nonexistent.key"),
+        "{err}"
+    );
+    let (code, _, err) = crate::util::run_cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &pki.path("server.pem"),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--tls-key"), "{err}");
+}
