@@ -1,5 +1,6 @@
 //! A gRPC client no one here wrote: Python's grpcio with grpcio-health-checking,
-//! calling Check, Watch and List natively. `make test` installs it in
+//! calling Check, Watch and List natively, and grpcio-reflection discovering
+//! the service as grpcurl does. `make test` installs it in
 //! `.tools/venv`; HEALTHWEB_PYTHON points elsewhere.
 
 use std::{
@@ -77,6 +78,8 @@ async fn grpcio_checks_watches_and_lists() {
             "watch payments SERVING",
             "watch payments NOT_SERVING",
             "watch missing SERVICE_UNKNOWN",
+            "reflection grpc.health.v1.Health grpc.reflection.v1alpha.ServerReflection",
+            "reflection file grpc/health/v1/health.proto",
             "done",
         ]
     );
