@@ -25,11 +25,11 @@ server:
 	cargo build --release --bin healthweb
 
 pkg: wasm-deps
-	wasm-pack build web-client --target web --out-dir ../$(PKG) --out-name healthweb --no-pack --profile wasm-release
+	wasm-pack build web-client --target web --out-dir ../$(PKG) --profile wasm-release
 
 ## test: every test (Rust, browser, interop); installs Chromium and grpcio if missing
 test: test-deps build
-	cargo test --workspace --exclude healthweb-client
+	cargo test -p healthweb-proto -p healthweb-server -p healthweb-client --features healthweb-client/native
 	tests/browser/run.sh
 
 test-deps: wasm-deps browser-deps python-deps
@@ -55,11 +55,10 @@ python-deps:
 lint: wasm-deps
 	cargo fmt --all --check
 	cargo clippy --workspace --exclude healthweb-client --all-targets -- -D warnings
+	cargo clippy -p healthweb-client --all-targets -- -D warnings
 	cargo clippy -p healthweb-client --all-targets --features native -- -D warnings
 	cargo clippy -p healthweb-client --target wasm32-unknown-unknown --all-targets -- -D warnings
 
-## size: gzipped size of the browser module (.wasm + JS glue)
+## size: gzipped size of the browser module (.wasm + JS glue), against the 70 KB budget
 size: pkg
-	@wasm=$$(gzip -9 -c $(PKG)/healthweb_bg.wasm | wc -c); js=$$(gzip -9 -c $(PKG)/healthweb.js | wc -c); \
-	printf 'wasm %6.1f KB gz\nglue %6.1f KB gz\ntotal %5.1f KB gz (budget 70 KB)\n' \
-		$$(echo "$$wasm/1000" | bc -l) $$(echo "$$js/1000" | bc -l) $$(echo "($$wasm+$$js)/1000" | bc -l)
+	web-client/size.sh $(PKG)

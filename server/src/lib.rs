@@ -16,6 +16,7 @@
 //! - [`serve`]: the accept loop, connection limits, the bounded drain.
 //! - [`config`]: `--service` flags and the TOML file, reloaded on SIGHUP.
 //! - [`admin`]: the admin HTTP API and its client.
+//! - [`probe`]: `healthweb check`, the command-line probe.
 //! - [`status`]: the status words people type.
 //! - [`signals`]: SIGTERM, ctrl-c and SIGHUP.
 //! - [`tls`]: rustls for https and gRPC over TLS, mTLS.
@@ -23,6 +24,7 @@
 pub mod admin;
 pub mod config;
 pub mod health;
+pub mod probe;
 pub mod registry;
 pub mod routes;
 pub mod serve;

@@ -1,5 +1,5 @@
-//! `healthweb`: serve the gRPC health protocol to every caller on one port, and
-//! change statuses at run time.
+//! `healthweb`: serve the gRPC health protocol to every caller on one port,
+//! change statuses at run time, and probe any gRPC health server.
 //!
 //! Exit codes (as grpc-health-probe's, so scripts can tell failures apart):
 //! 0 success, 1 bad arguments or config, 2 cannot listen or connect, 3 the
@@ -8,9 +8,13 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
+use healthweb_client::{
+    Options,
+    native::{Protocol, Target, TlsOptions},
+};
 use healthweb_server::{
     ConnectionLimits, HealthLimits, HealthRegistry, RouteOptions, ServerOptions, admin,
-    config::Configured, signals, status::ServiceStatus, tls::TlsFiles,
+    config::Configured, probe, signals, status::ServiceStatus, tls::TlsFiles,
 };
 use tokio::{net::TcpListener, sync::watch};
 
@@ -29,6 +33,69 @@ enum Command {
     Set(SetArgs),
     /// Remove a service through a running server's admin API (Check then answers NOT_FOUND).
     Remove(RemoveArgs),
+    /// Probe a gRPC health server, natively or over gRPC-Web, like grpc-health-probe.
+    /// Exit codes: 0 SERVING, 1 bad arguments, 2 connection failure, 3 RPC failure,
+    /// 4 not SERVING.
+    Check(Box<CheckArgs>),
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// The server: http://HOST:PORT, or https://HOST:PORT for TLS.
+    #[arg(long, env = "HEALTHWEB_ADDR", value_name = "URL")]
+    addr: String,
+    /// The service to check; "" (the default) is the whole server.
+    #[arg(long, default_value = "")]
+    service: String,
+    /// Speak gRPC-Web (binary) over HTTP/1.1 instead of native gRPC.
+    #[arg(long, conflicts_with = "grpc_web_text")]
+    grpc_web: bool,
+    /// Speak gRPC-Web text (base64) over HTTP/1.1 instead of native gRPC.
+    #[arg(long)]
+    grpc_web_text: bool,
+    /// Deadline of each Check (sent as grpc-timeout, and enforced here).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// How long to wait for the connection (TCP and TLS).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    connect_timeout: Duration,
+    /// An extra request header, NAME:VALUE (for example authorization:Bearer x); repeatable.
+    #[arg(long = "header", value_name = "NAME:VALUE", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+    /// The user-agent to send.
+    #[arg(long, value_name = "UA")]
+    user_agent: Option<String>,
+    /// CA bundle (PEM) to verify the server with, instead of the system's roots.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mTLS; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Client private key (PEM) for mTLS; needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The name to verify the server certificate against, instead of the address's host.
+    #[arg(long, value_name = "NAME")]
+    tls_server_name: Option<String>,
+    /// Accept any server certificate (tests and emergencies only).
+    #[arg(long)]
+    tls_no_verify: bool,
+    /// Follow the status with Watch and print each change with its time, until ctrl-c.
+    #[arg(long, conflicts_with = "interval")]
+    watch: bool,
+    /// Check again every DURATION (for example 1s) and print each result, until ctrl-c.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    interval: Option<Duration>,
+    /// How to print results.
+    #[arg(long, value_enum, default_value = "text")]
+    output: probe::Output,
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?} is not NAME:VALUE"))?;
+    Ok((name.trim().to_owned(), value.trim().to_owned()))
 }
 
 #[derive(Args)]
@@ -178,11 +245,51 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(*args).await,
             Command::Set(args) => admin_call(&args.admin, &args.name, Some(&args.status)).await,
             Command::Remove(args) => admin_call(&args.admin, &args.name, None).await,
+            Command::Check(args) => check(*args).await,
         }
     });
     // Connections past the grace are dropped with the runtime, not waited for.
     runtime.shutdown_timeout(Duration::from_millis(100));
     ExitCode::from(code)
+}
+
+async fn check(args: CheckArgs) -> u8 {
+    let protocol = match (args.grpc_web, args.grpc_web_text) {
+        (true, _) => Protocol::GrpcWeb,
+        (_, true) => Protocol::GrpcWebText,
+        _ => Protocol::Grpc,
+    };
+    let probe = probe::Probe {
+        target: Target {
+            url: args.addr,
+            protocol,
+            tls: TlsOptions {
+                ca: args.tls_ca,
+                cert: args.tls_cert,
+                key: args.tls_key,
+                server_name: args.tls_server_name,
+                no_verify: args.tls_no_verify,
+            },
+            connect_timeout: args.connect_timeout,
+            user_agent: args.user_agent,
+        },
+        service: args.service,
+        options: Options {
+            timeout: Some(args.timeout),
+            headers: args.headers,
+        },
+        output: args.output,
+    };
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    if args.watch {
+        probe::watch(&probe, stop).await
+    } else if let Some(interval) = args.interval {
+        probe::poll(&probe, interval, stop).await
+    } else {
+        probe::check_once(&probe).await
+    }
 }
 
 async fn admin_call(addr: &str, name: &str, status: Option<&str>) -> u8 {

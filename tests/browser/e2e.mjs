@@ -1,0 +1,180 @@
+// The status page end to end: a real `healthweb serve`, headless Chromium, and checks on
+// what a person sees. run.sh builds the server and www/pkg first; this builds nothing.
+//
+// Saves docs/status-page.png (and a dark-mode twin) for the README.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const bin = process.env.HEALTHWEB_BIN ?? join(root, "target/debug/healthweb");
+const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const WORDS = { SERVING: "Serving", NOT_SERVING: "Not serving", UNKNOWN: "Unknown" };
+
+const servers = new Set();
+let browser;
+
+async function cleanup() {
+  for (const proc of servers) proc.kill("SIGKILL");
+  await browser?.close().catch(() => {});
+}
+const guard = setTimeout(async () => {
+  console.error("e2e: FAILED, still running after 150 s");
+  await cleanup();
+  process.exit(1);
+}, 150_000);
+
+/** Starts `healthweb serve` and resolves once it prints both addresses. */
+function serve(listen, ...args) {
+  const proc = spawn(bin, [
+    "serve", "--listen", listen, "--admin-listen", "127.0.0.1:0", "--www", join(root, "www"),
+    "--shutdown-grace", "1s", ...args,
+  ], { stdio: ["ignore", "ignore", "pipe"] });
+  servers.add(proc);
+  proc.on("exit", () => servers.delete(proc));
+  return new Promise((resolve, reject) => {
+    let log = "";
+    const timer = setTimeout(() => reject(new Error(`healthweb did not start:\n${log}`)), 10_000);
+    proc.on("exit", (code) => reject(new Error(`healthweb exited with ${code}:\n${log}`)));
+    proc.stderr.on("data", (chunk) => {
+      log += chunk;
+      const url = log.match(/^listening on (http:\S+)/m)?.[1];
+      const admin = log.match(/^admin listening on (http:\S+)/m)?.[1];
+      if (url && admin) {
+        clearTimeout(timer);
+        resolve({ proc, url, admin });
+      }
+    });
+  });
+}
+
+async function stop({ proc }) {
+  const exited = new Promise((resolve) => proc.on("exit", resolve));
+  proc.kill("SIGTERM");
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function admin(server, method, name, status) {
+  const response = await fetch(`${server.admin}/services?name=${encodeURIComponent(name)}`, {
+    method, body: status, signal: AbortSignal.timeout(5_000),
+  });
+  assert.ok(response.ok, `admin ${method} ${name}: HTTP ${response.status}`);
+}
+
+const row = (name) => `li.service[data-service="${name}"]`;
+const everyRow = (page, state) =>
+  page.waitForFunction(
+    (state) => {
+      const rows = [...document.querySelectorAll("li.service")];
+      return rows.length > 0 && rows.every((li) => li.dataset.state === state);
+    },
+    state,
+    { timeout: 15_000 },
+  );
+
+async function main() {
+  const services = ["--service", "api=SERVING", "--service", "db=NOT_SERVING", "--service", "cache=UNKNOWN",
+    "--service", "search=SERVING"];
+  const first = await serve("127.0.0.1:0", ...services);
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const page = await browser.newPage({ viewport: { width: 900, height: 560 } });
+  const requests = [];
+  const errors = [];
+  page.on("request", (request) => requests.push(new URL(request.url())));
+  page.on("pageerror", (error) => errors.push(error.message));
+
+  // Every service is listed, with its status as a word.
+  await page.goto(`${first.url}/`);
+  const expected = (await (await fetch(`${first.admin}/services`)).json()).services;
+  await everyRow(page, "live");
+  assert.equal(await page.locator("li.service").count(), Object.keys(expected).length);
+  for (const [name, status] of Object.entries(expected)) {
+    assert.equal(await page.getAttribute(row(name), "data-status"), status, name);
+    const text = await page.locator(row(name)).innerText();
+    assert.ok(text.includes(WORDS[status]), `${name} shows "${text}"`);
+    assert.ok(text.includes(name === "" ? "whole server" : name), text);
+  }
+  console.log("ok: every service listed with its status");
+
+  // A change made through the admin API shows within 1 s, without a reload.
+  const changed = Date.now();
+  await admin(first, "PUT", "search", "NOT_SERVING");
+  await page.waitForSelector(`${row("search")}[data-status="NOT_SERVING"]`, { timeout: 1_000 });
+  assert.match(await page.locator(`${row("search")} .status`).innerText(), /Not serving/);
+  console.log(`ok: status change shown after ${Date.now() - changed} ms`);
+  await page.waitForFunction((sel) => /changed [1-9]\d* s ago/.test(document.querySelector(sel).innerText),
+    `${row("search")} .since`, { timeout: 3_000 });
+  console.log("ok: time since the change ticks");
+
+  mkdirSync(join(root, "docs"), { recursive: true });
+  await page.screenshot({ path: join(root, "docs/status-page.png") });
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.screenshot({ path: join(root, "docs/status-page-dark.png") });
+  await page.emulateMedia({ colorScheme: "light" });
+
+  // Readable on a phone: nothing wider than the screen.
+  await page.setViewportSize({ width: 360, height: 740 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow} px wider than a phone`);
+  await page.screenshot({ path: join(root, "docs/status-page-phone.png") });
+  await page.setViewportSize({ width: 900, height: 560 });
+  console.log("ok: fits a phone");
+
+  // Server stopped: the page says it is reconnecting; restarted: it recovers by itself.
+  const address = new URL(first.url).host;
+  await stop(first);
+  await everyRow(page, "reconnecting");
+  assert.match(await page.locator(`${row("api")} .state`).innerText(), /reconnecting/);
+  console.log("ok: a stopped server shows reconnecting");
+  const second = await serve(address, ...services);
+  await everyRow(page, "live");
+  // The new server starts with search SERVING again: the page shows fresh data.
+  await page.waitForSelector(`${row("search")}[data-status="SERVING"]`, { timeout: 5_000 });
+  console.log("ok: the page recovered after a restart");
+
+  // An endpoint that cannot be reached says so.
+  await page.goto(`${second.url}/?endpoint=${encodeURIComponent("http://127.0.0.1:9")}`);
+  await page.waitForSelector('body[data-endpoint-state="unreachable"]', { timeout: 10_000 });
+  assert.match(await page.locator("#message").innerText(), /Cannot reach http:\/\/127\.0\.0\.1:9/);
+  console.log("ok: an unreachable endpoint is reported");
+
+  // The input points the page at another endpoint, kept in the URL so a link shares it.
+  const other = await serve("127.0.0.1:0", "--service", "elsewhere=SERVING", "--cors-origin", second.url);
+  await page.fill("#endpoint", other.url);
+  await page.press("#endpoint", "Enter");
+  await page.waitForSelector(`${row("elsewhere")}[data-state="live"]`, { timeout: 10_000 });
+  assert.equal(new URL(page.url()).searchParams.get("endpoint"), other.url);
+  await page.reload();
+  await page.waitForSelector(`${row("elsewhere")}[data-state="live"]`, { timeout: 10_000 });
+  assert.equal(await page.inputValue("#endpoint"), other.url);
+  assert.equal(await page.locator(row("api")).count(), 0);
+  console.log("ok: another endpoint, shared through the URL");
+
+  const allowed = new Set([new URL(second.url).origin, new URL(other.url).origin, "http://127.0.0.1:9"]);
+  const strangers = requests.filter((u) => u.protocol !== "data:" && !allowed.has(u.origin));
+  assert.deepEqual(strangers.map(String), [], "requests to other hosts");
+  assert.deepEqual(errors, [], "errors on the page");
+  console.log("ok: no request to any other host, no page errors");
+}
+
+try {
+  await main();
+  console.log("e2e: all passed");
+} catch (error) {
+  console.error("e2e: FAILED:", error);
+  process.exitCode = 1;
+} finally {
+  clearTimeout(guard);
+  await cleanup();
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The browser tests, against a real `healthweb serve`:
+#   1. the wasm client's JavaScript API, with wasm-bindgen-test in headless Chromium;
+#   2. the status page end to end, with playwright-core (e2e.mjs).
+# Needs cargo with the wasm32-unknown-unknown target, wasm-pack, wasm-bindgen-cli at the
+# version in Cargo.lock, curl, node and npm; installs Chromium with apt when missing.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+here=tests/browser
+tmp=$(mktemp -d)
+pids=()
+
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "run.sh: installing chromium and chromium-driver with apt" >&2
+  sudo=$([ "$(id -u)" -eq 0 ] || echo sudo)
+  timeout 600 $sudo apt-get update -qq
+  timeout 900 $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver
+fi
+
+cargo build --bin healthweb
+export HEALTHWEB_BIN=${HEALTHWEB_BIN:-$root/target/debug/healthweb}
+wasm-pack build web-client --target web --out-dir ../www/pkg --profile wasm-release
+
+# A free port for wasm-bindgen-test's page, so the server can allow exactly that origin.
+free_port() {
+  node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'
+}
+
+# Starts `healthweb serve ARGS...`; sets $url and $admin once it listens.
+start_server() {
+  local log=$tmp/server-$RANDOM.log
+  "$HEALTHWEB_BIN" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --www www "$@" 2>"$log" &
+  pids+=($!)
+  for _ in $(seq 100); do
+    grep -q '^admin listening on' "$log" && grep -q '^listening on' "$log" && break
+    sleep 0.1
+  done
+  url=$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$log")
+  admin=$(sed -n 's/^admin listening on \(http:[^ ]*\).*/\1/p' "$log")
+  [ -n "$url" ] && [ -n "$admin" ] || { cat "$log" >&2; echo "run.sh: the server did not start" >&2; exit 1; }
+}
+
+# --- 1. wasm-bindgen-test --------------------------------------------------------------
+test_port=$(free_port)
+start_server --service api=SERVING --service db=NOT_SERVING --service flip=SERVING \
+  --cors-origin "http://127.0.0.1:$test_port"
+
+# Something that accepts connections and never answers: the deadline test's server.
+node -e 'const s = require("net").createServer(() => {}).listen(0, "127.0.0.1", () => console.log(s.address().port))' \
+  >"$tmp/hung.port" &
+pids+=($!)
+for _ in $(seq 50); do [ -s "$tmp/hung.port" ] && break; sleep 0.1; done
+
+# The watch test follows `flip` through its changes.
+(
+  while true; do
+    for status in NOT_SERVING SERVING; do
+      curl -fsS --max-time 2 -X PUT --data "$status" "$admin/services?name=flip" >/dev/null || true
+      sleep 0.5
+    done
+  done
+) &
+pids+=($!)
+
+HEALTHWEB_TEST_URL=$url \
+HEALTHWEB_TEST_HUNG_URL="http://127.0.0.1:$(cat "$tmp/hung.port")" \
+WASM_BINDGEN_TEST_ADDRESS="127.0.0.1:$test_port" \
+WASM_BINDGEN_TEST_WEBDRIVER_JSON="$root/$here/webdriver.json" \
+WASM_BINDGEN_TEST_TIMEOUT=120 \
+  timeout 1200 wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" web-client
+
+# --- 2. the status page end to end ----------------------------------------------------------
+if [ ! -d "$here/node_modules/playwright-core" ]; then
+  (cd "$here" && timeout 300 npm ci --no-audit --no-fund)
+fi
+timeout 300 node "$here/e2e.mjs"

@@ -1,0 +1,85 @@
+//! The native transport: tonic's generated client over any tonic channel, so the
+//! command-line probe can speak native gRPC (tonic's `Channel`) or gRPC-Web (a channel
+//! wrapped in tonic-web's `GrpcWebClientLayer`) with the same core as the browser.
+
+use healthweb_proto::pb::{
+    HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse,
+    health_client::HealthClient,
+};
+use tonic::{
+    Request, Streaming,
+    client::GrpcService,
+    codegen::{Body, Bytes, StdError},
+    metadata::{MetadataKey, MetadataValue},
+};
+
+use crate::{
+    Error,
+    core::{Call, Transport, WatchStream},
+};
+
+impl<T> Transport for HealthClient<T>
+where
+    T: GrpcService<tonic::body::Body> + Clone,
+    T::Error: Into<StdError>,
+    T::ResponseBody: Body<Data = Bytes> + Send + 'static,
+    <T::ResponseBody as Body>::Error: Into<StdError> + Send,
+{
+    type Watch = Streaming<HealthCheckResponse>;
+
+    async fn check(
+        &self,
+        request: HealthCheckRequest,
+        call: Call<'_>,
+    ) -> Result<HealthCheckResponse, Error> {
+        Ok(
+            HealthClient::check(&mut self.clone(), tonic_request(request, call)?)
+                .await?
+                .into_inner(),
+        )
+    }
+
+    async fn list(
+        &self,
+        request: HealthListRequest,
+        call: Call<'_>,
+    ) -> Result<HealthListResponse, Error> {
+        Ok(
+            HealthClient::list(&mut self.clone(), tonic_request(request, call)?)
+                .await?
+                .into_inner(),
+        )
+    }
+
+    async fn watch(
+        &self,
+        request: HealthCheckRequest,
+        call: Call<'_>,
+    ) -> Result<Self::Watch, Error> {
+        Ok(
+            HealthClient::watch(&mut self.clone(), tonic_request(request, call)?)
+                .await?
+                .into_inner(),
+        )
+    }
+}
+
+impl WatchStream for Streaming<HealthCheckResponse> {
+    async fn message(&mut self) -> Result<Option<HealthCheckResponse>, Error> {
+        Ok(Streaming::message(self).await?)
+    }
+}
+
+fn tonic_request<M>(message: M, call: Call<'_>) -> Result<Request<M>, Error> {
+    let mut request = Request::new(message);
+    for (name, value) in call.headers {
+        let bad = || Error::InvalidOption(format!("bad header \"{name}\""));
+        let key = MetadataKey::from_bytes(name.as_bytes()).map_err(|_| bad())?;
+        let value = MetadataValue::try_from(value.as_str()).map_err(|_| bad())?;
+        request.metadata_mut().insert(key, value);
+    }
+    if let Some(timeout) = call.timeout {
+        request.set_timeout(timeout);
+    }
+    Ok(request)
+}

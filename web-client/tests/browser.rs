@@ -1,0 +1,186 @@
+//! The JavaScript API in headless Chromium against a real `healthweb serve`, driven by
+//! `tests/browser/run.sh`, which passes the server's URL at compile time (a wasm test
+//! cannot read the environment when it runs):
+//!
+//! - `HEALTHWEB_TEST_URL`: a server with `api=SERVING` and `db=NOT_SERVING`, whose `flip`
+//!   service run.sh toggles every 500 ms while the tests run;
+//! - `HEALTHWEB_TEST_HUNG_URL`: a TCP listener that accepts and never answers.
+#![cfg(target_arch = "wasm32")]
+
+use std::{cell::RefCell, rc::Rc};
+
+use healthweb_client::js::HealthClient;
+use js_sys::{Function, Object, Promise, Reflect};
+use wasm_bindgen::{JsCast, JsValue, closure::Closure};
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn server() -> &'static str {
+    required("HEALTHWEB_TEST_URL", option_env!("HEALTHWEB_TEST_URL"))
+}
+
+/// A URL run.sh passes at build time; these tests mean nothing without it.
+fn required(name: &str, value: Option<&'static str>) -> &'static str {
+    match value {
+        Some(url) => url,
+        None => panic!("{name} was unset at build time: run tests/browser/run.sh"),
+    }
+}
+
+fn client(url: &str, options: &[(&str, JsValue)]) -> HealthClient {
+    let object = Object::new();
+    for (key, value) in options {
+        Reflect::set(&object, &(*key).into(), value).unwrap();
+    }
+    HealthClient::new(url, Some(object)).unwrap()
+}
+
+fn get(object: &JsValue, key: &str) -> JsValue {
+    Reflect::get(object, &key.into()).unwrap()
+}
+
+/// The promise's value, or the `(code, message)` of the `Error` it rejected with.
+async fn settle(promise: Promise) -> Result<JsValue, (String, String)> {
+    JsFuture::from(promise).await.map_err(|err| {
+        let err: js_sys::Error = err.dyn_into().expect("rejections are real Error objects");
+        assert_eq!(err.name(), "HealthError");
+        (get(&err, "code").as_string().unwrap(), err.message().into())
+    })
+}
+
+async fn sleep(ms: i32) {
+    let promise = Promise::new(&mut |resolve, _| {
+        let global = js_sys::global();
+        let set_timeout: Function = get(&global, "setTimeout").unchecked_into();
+        set_timeout.call2(&global, &resolve, &ms.into()).unwrap();
+    });
+    JsFuture::from(promise).await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn check_reports_each_status() {
+    let client = client(server(), &[("timeoutMs", 5000.into())]);
+    assert_eq!(
+        settle(client.check(Some("api".into()))).await.unwrap(),
+        "SERVING"
+    );
+    assert_eq!(
+        settle(client.check(Some("db".into()))).await.unwrap(),
+        "NOT_SERVING"
+    );
+    assert_eq!(
+        settle(client.check(None)).await.unwrap(),
+        "SERVING",
+        "\"\" is the whole server"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn list_returns_every_service() {
+    let statuses = settle(client(server(), &[]).list()).await.unwrap();
+    assert_eq!(get(&statuses, "api"), "SERVING");
+    assert_eq!(get(&statuses, "db"), "NOT_SERVING");
+    assert_eq!(get(&statuses, ""), "SERVING");
+}
+
+#[wasm_bindgen_test]
+async fn an_unknown_service_is_not_found() {
+    let (code, message) = settle(client(server(), &[]).check(Some("nope".into())))
+        .await
+        .unwrap_err();
+    assert_eq!(code, "NOT_FOUND");
+    assert!(message.contains("nope"), "{message}");
+}
+
+#[wasm_bindgen_test]
+async fn an_unreachable_server_is_unavailable() {
+    // Port 9 (discard) has nothing listening on a test machine.
+    let (code, _) = settle(client("http://127.0.0.1:9", &[]).check(None))
+        .await
+        .unwrap_err();
+    assert_eq!(code, "UNAVAILABLE");
+}
+
+#[wasm_bindgen_test]
+async fn a_hung_server_hits_the_deadline() {
+    let hung = required(
+        "HEALTHWEB_TEST_HUNG_URL",
+        option_env!("HEALTHWEB_TEST_HUNG_URL"),
+    );
+    let client = client(hung, &[("timeoutMs", 300.into())]);
+    let started = js_sys::Date::now();
+    let (code, _) = settle(client.check(None)).await.unwrap_err();
+    assert_eq!(code, "DEADLINE_EXCEEDED");
+    let waited = js_sys::Date::now() - started;
+    assert!(
+        (300.0..3000.0).contains(&waited),
+        "gave up after {waited} ms"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_bad_header_is_rejected_at_once() {
+    let headers = Object::new();
+    Reflect::set(&headers, &"bad header".into(), &"x".into()).unwrap();
+    let options = Object::new();
+    Reflect::set(&options, &"headers".into(), &headers).unwrap();
+    let err = HealthClient::new(server(), Some(options))
+        .err()
+        .expect("a space is no header name");
+    assert_eq!(get(&err, "code"), "INVALID_ARGUMENT");
+}
+
+/// Watches `service` for `ms`, returning every `(status, state)` reported; with `close`,
+/// closes the handle as soon as the first update arrives.
+async fn watch_for(service: &str, ms: i32, close: bool) -> Vec<(String, String)> {
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let sink = seen.clone();
+    let on_update = Closure::<dyn FnMut(JsValue)>::new(move |update: JsValue| {
+        let field = |key| get(&update, key).as_string().unwrap();
+        sink.borrow_mut().push((field("status"), field("state")));
+    });
+    let on_update: Function = on_update.into_js_value().unchecked_into();
+    let handle = client(server(), &[]).watch(service.into(), on_update);
+    if close {
+        for _ in 0..100 {
+            if !seen.borrow().is_empty() {
+                break;
+            }
+            sleep(20).await;
+        }
+        handle.close();
+        handle.close();
+    }
+    sleep(ms).await;
+    seen.take()
+}
+
+#[wasm_bindgen_test]
+async fn watch_follows_changes_live() {
+    let seen = watch_for("flip", 3000, false).await;
+    assert!(seen.iter().all(|(_, state)| state == "live"), "{seen:?}");
+    for status in ["SERVING", "NOT_SERVING"] {
+        assert!(
+            seen.iter().any(|(s, _)| s == status),
+            "never saw {status}: {seen:?}"
+        );
+    }
+    assert!(
+        seen.len() >= 4,
+        "the toggle runs every 500 ms, saw {seen:?}"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn watch_reports_an_unknown_service_and_stays_open() {
+    let seen = watch_for("nope", 1000, false).await;
+    assert_eq!(seen, [("SERVICE_UNKNOWN".to_owned(), "live".to_owned())]);
+}
+
+#[wasm_bindgen_test]
+async fn close_ends_a_watch() {
+    let seen = watch_for("flip", 1500, true).await;
+    assert_eq!(seen.len(), 1, "updates after close(): {seen:?}");
+}
