@@ -1,13 +1,15 @@
 //! TLS on the one port, against the real binary: native gRPC over HTTP/2 with
 //! ALPN, gRPC-Web and /healthz over https, and mTLS with a CA made here.
 
-use std::{path::Path, process::Command};
+use std::process::Command;
 
-use healthweb_proto::pb::{health_check_response::ServingStatus, health_client::HealthClient};
+use healthweb_client::{
+    Options, ServingStatus,
+    native::{self, ConnectError, NativeClient, Protocol, Target, TlsOptions},
+};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-use crate::util::{Binary, LIMIT, req, status_of};
+use crate::util::{Binary, LIMIT};
 
 /// A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate.
 struct Pki {
@@ -47,33 +49,24 @@ impl Pki {
     fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_str().unwrap().to_owned()
     }
-
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(Path::new(&self.path(name))).unwrap()
-    }
 }
 
-async fn tls_client(
-    pki: &Pki,
-    url: &str,
-    identity: bool,
-) -> Result<HealthClient<Channel>, tonic::transport::Error> {
-    let mut tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(pki.read("ca.pem")))
-        .domain_name("localhost");
-    if identity {
-        tls = tls.identity(Identity::from_pem(
-            pki.read("client.pem"),
-            pki.read("client.key"),
-        ));
-    }
-    let channel = Channel::from_shared(url.to_owned())
-        .unwrap()
-        .tls_config(tls)?
-        .connect_timeout(LIMIT)
-        .connect()
-        .await?;
-    Ok(HealthClient::new(channel))
+async fn tls_client(pki: &Pki, url: &str, identity: bool) -> Result<NativeClient, ConnectError> {
+    let tls = TlsOptions {
+        ca: Some(pki.path("ca.pem").into()),
+        cert: identity.then(|| pki.path("client.pem").into()),
+        key: identity.then(|| pki.path("client.key").into()),
+        server_name: Some("localhost".into()),
+        no_verify: false,
+    };
+    let target = Target {
+        url: url.to_owned(),
+        protocol: Protocol::Grpc,
+        tls,
+        connect_timeout: LIMIT,
+        user_agent: None,
+    };
+    native::connect(&target, Options::default()).await
 }
 
 fn curl(args: &[&str]) -> (bool, String) {
@@ -99,9 +92,11 @@ async fn native_grpc_and_grpc_web_over_tls() {
         "payments=NOT_SERVING",
     ]);
     let url = format!("https://{}", server.addr);
-    let mut client = tls_client(&pki, &url, false).await.unwrap();
-    let got = client.check(req("payments")).await.unwrap().into_inner();
-    assert_eq!(status_of(got.status), ServingStatus::NotServing);
+    let client = tls_client(&pki, &url, false).await.unwrap();
+    assert_eq!(
+        client.check("payments").await.unwrap(),
+        ServingStatus::NotServing
+    );
 
     // gRPC-Web over https, HTTP/1.1 and HTTP/2 by ALPN.
     for version in ["--http1.1", "--http2"] {
@@ -155,13 +150,12 @@ async fn mtls_requires_a_client_certificate_from_the_ca() {
         &pki.path("ca.pem"),
     ]);
     let url = format!("https://{}", server.addr);
-    let mut client = tls_client(&pki, &url, true).await.unwrap();
-    let got = client.check(req("")).await.unwrap().into_inner();
-    assert_eq!(status_of(got.status), ServingStatus::Serving);
+    let client = tls_client(&pki, &url, true).await.unwrap();
+    assert_eq!(client.check("").await.unwrap(), ServingStatus::Serving);
 
     let refused = match tls_client(&pki, &url, false).await {
         Err(_) => true,
-        Ok(mut client) => client.check(req("")).await.is_err(),
+        Ok(client) => client.check("").await.is_err(),
     };
     assert!(refused, "a client without a certificate got through");
 

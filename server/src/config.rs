@@ -8,6 +8,8 @@
 //! payments = "NOT_SERVING"
 //! ```
 //!
+//! `[[upstream]]` entries (see [`crate::upstream`]) add monitored services.
+//!
 //! A flag wins over the file for the same name. On reload, a service the file no
 //! longer names is removed; one set through the admin API and never named by the
 //! flags or the file is left alone. A file that fails to load changes nothing.
@@ -23,6 +25,7 @@ use serde::Deserialize;
 use crate::{
     registry::{HealthRegistry, RegistryError},
     status::{ServiceStatus, StatusWord},
+    upstream::UpstreamConfig,
 };
 
 /// The config file's contents.
@@ -32,6 +35,9 @@ pub struct ConfigFile {
     /// Service name to status.
     #[serde(default)]
     pub services: BTreeMap<String, StatusWord>,
+    /// Monitored upstreams.
+    #[serde(default)]
+    pub upstream: Vec<UpstreamConfig>,
 }
 
 /// Why the config could not be loaded.
@@ -53,6 +59,14 @@ pub enum ConfigError {
         /// What the parser says, with line and column.
         source: toml::de::Error,
     },
+    /// The file parses but does not make sense.
+    #[error("invalid config file {path}: {problem}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
 }
 
 impl ConfigFile {
@@ -62,10 +76,27 @@ impl ConfigFile {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let file: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.to_owned(),
             source,
-        })
+        })?;
+        let invalid = |problem: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            problem,
+        };
+        let mut names = std::collections::BTreeSet::new();
+        for upstream in &file.upstream {
+            if let Some(problem) = upstream.problem() {
+                return Err(invalid(problem));
+            }
+            if file.services.contains_key(&upstream.name) || !names.insert(&upstream.name) {
+                return Err(invalid(format!(
+                    "the name {:?} is used twice",
+                    upstream.name
+                )));
+            }
+        }
+        Ok(file)
     }
 }
 
@@ -88,17 +119,19 @@ impl Configured {
         }
     }
 
-    /// (Re)loads the file and brings the registry in line. On error nothing changes.
-    /// Returns how many services are configured now.
-    pub fn apply(&mut self, registry: &HealthRegistry) -> Result<usize, ConfigError> {
-        let mut wanted: BTreeMap<String, ServingStatus> = match &self.file {
-            Some(path) => ConfigFile::load(path)?
-                .services
-                .into_iter()
-                .map(|(name, word)| (name, word.0))
-                .collect(),
-            None => BTreeMap::new(),
+    /// (Re)loads the file and brings the registry's configured statuses in line.
+    /// On error nothing changes. Returns the upstreams the file lists, for the
+    /// monitor.
+    pub fn apply(&mut self, registry: &HealthRegistry) -> Result<Vec<UpstreamConfig>, ConfigError> {
+        let file = match &self.file {
+            Some(path) => ConfigFile::load(path)?,
+            None => ConfigFile::default(),
         };
+        let mut wanted: BTreeMap<String, ServingStatus> = file
+            .services
+            .into_iter()
+            .map(|(name, word)| (name, word.0))
+            .collect();
         for flag in &self.flags {
             wanted.insert(flag.name.clone(), flag.status.0);
         }
@@ -117,9 +150,8 @@ impl Configured {
                 let _ = registry.remove(name);
             }
         }
-        let count = wanted.len();
         self.applied = wanted;
-        Ok(count)
+        Ok(file.upstream)
     }
 
     /// The config file, if any.
@@ -140,7 +172,7 @@ mod tests {
         let flags = vec!["c=UNKNOWN".parse().unwrap()];
         let mut config = Configured::new(flags, Some(path.clone()));
         let registry = HealthRegistry::new();
-        assert_eq!(config.apply(&registry).unwrap(), 3);
+        assert!(config.apply(&registry).unwrap().is_empty());
         assert_eq!(registry.check("b"), Some(ServingStatus::NotServing));
 
         std::fs::write(&path, "[services]\nb = \"SERVING\"\n").unwrap();

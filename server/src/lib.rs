@@ -15,6 +15,7 @@
 //! - [`routes`]: which request goes where; `/healthz`, static files, CORS.
 //! - [`serve`]: the accept loop, connection limits, the bounded drain.
 //! - [`config`]: `--service` flags and the TOML file, reloaded on SIGHUP.
+//! - [`upstream`], [`monitor`]: `[[upstream]]` entries and the tasks that watch them.
 //! - [`admin`]: the admin HTTP API and its client.
 //! - [`probe`]: `healthweb check`, the command-line probe.
 //! - [`status`]: the status words people type.
@@ -24,6 +25,7 @@
 pub mod admin;
 pub mod config;
 pub mod health;
+pub mod monitor;
 pub mod probe;
 pub mod registry;
 pub mod routes;
@@ -31,6 +33,7 @@ pub mod serve;
 pub mod signals;
 pub mod status;
 pub mod tls;
+pub mod upstream;
 
 use std::{future::Future, sync::Arc, time::Duration};
 

@@ -14,7 +14,7 @@ use healthweb_client::{
 };
 use healthweb_server::{
     ConnectionLimits, HealthLimits, HealthRegistry, RouteOptions, ServerOptions, admin,
-    config::Configured, probe, signals, status::ServiceStatus, tls::TlsFiles,
+    config::Configured, monitor::Monitor, probe, signals, status::ServiceStatus, tls::TlsFiles,
 };
 use tokio::{net::TcpListener, sync::watch};
 
@@ -346,11 +346,14 @@ async fn serve(args: ServeArgs) -> u8 {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let registry = HealthRegistry::new();
     let mut configured = Configured::new(args.services, args.config);
-    if let Err(error) = configured.apply(&registry) {
-        eprintln!("healthweb: {error}");
-        return BAD_ARGUMENTS;
-    }
-    let options = ServerOptions {
+    let upstreams = match configured.apply(&registry) {
+        Ok(upstreams) => upstreams,
+        Err(error) => {
+            eprintln!("healthweb: {error}");
+            return BAD_ARGUMENTS;
+        }
+    };
+    let mut options = ServerOptions {
         routes: RouteOptions {
             www: args.www,
             cors_origins: args.cors_origins,
@@ -360,6 +363,7 @@ async fn serve(args: ServeArgs) -> u8 {
                 max_service_name: args.max_service_name,
                 max_list: args.list_limit,
             },
+            upstreams: Default::default(),
         },
         connections: ConnectionLimits {
             max_concurrent_streams: args.max_concurrent_streams,
@@ -401,6 +405,9 @@ async fn serve(args: ServeArgs) -> u8 {
             }
         });
     }
+    let mut monitor = Monitor::new(registry.clone());
+    options.routes.upstreams = monitor.reports();
+    monitor.apply(&upstreams);
     let reload_registry = registry.clone();
     tokio::spawn(hangup.on_each(move || {
         if configured.file().is_none() {
@@ -408,7 +415,10 @@ async fn serve(args: ServeArgs) -> u8 {
             return;
         }
         match configured.apply(&reload_registry) {
-            Ok(count) => tracing::info!(services = count, "config reloaded"),
+            Ok(upstreams) => {
+                monitor.apply(&upstreams);
+                tracing::info!(upstreams = monitor.len(), "config reloaded");
+            }
             Err(error) => tracing::error!(%error, "config reload failed; the running config stays"),
         }
     }));

@@ -8,6 +8,7 @@
 //!   `v1alpha` twin: server reflection, for grpcurl and `buf curl`.
 //! - any other gRPC path: UNIMPLEMENTED, naming the method.
 //! - `GET /healthz[?service=NAME]`: 200 SERVING, 503 otherwise, 404 unknown.
+//! - `GET /upstreams`: what the upstream monitor saw last, as JSON.
 //! - everything else: the static status page from the www directory.
 //!
 //! A request with a gRPC path but no gRPC content type gets a 415 that says what
@@ -43,6 +44,7 @@ use tower_http::{
 
 use crate::{
     health::{HealthLimits, HealthService},
+    monitor::Reports,
     registry::HealthRegistry,
 };
 
@@ -59,6 +61,8 @@ pub struct RouteOptions {
     pub max_request_message: usize,
     /// Limits of the Health service itself.
     pub health: HealthLimits,
+    /// What the upstream monitor saw last, for `/upstreams` and `/healthz` JSON.
+    pub upstreams: Reports,
 }
 
 impl Default for RouteOptions {
@@ -69,6 +73,7 @@ impl Default for RouteOptions {
             cors_allow_headers: Vec::new(),
             max_request_message: 16 * 1024,
             health: HealthLimits::default(),
+            upstreams: Reports::default(),
         }
     }
 }
@@ -143,7 +148,11 @@ pub fn app(
     });
     let web = Router::new()
         .route("/healthz", get(healthz))
-        .with_state(registry)
+        .route("/upstreams", get(upstreams))
+        .with_state(WebState {
+            registry,
+            upstreams: options.upstreams.clone(),
+        })
         .fallback_service(
             ServeDir::new(&options.www)
                 .append_index_html_on_directories(true)
@@ -234,8 +243,30 @@ struct HealthzQuery {
     service: Option<String>,
 }
 
+#[derive(Clone)]
+struct WebState {
+    registry: HealthRegistry,
+    upstreams: Reports,
+}
+
+async fn upstreams(State(state): State<WebState>) -> Response<Body> {
+    let reports = state
+        .upstreams
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut response = axum::Json(reports).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 async fn healthz(
-    State(registry): State<HealthRegistry>,
+    State(WebState {
+        registry,
+        upstreams,
+    }): State<WebState>,
     Query(query): Query<HealthzQuery>,
     headers: HeaderMap,
 ) -> Response<Body> {
@@ -250,7 +281,14 @@ async fn healthz(
         None => (StatusCode::NOT_FOUND, "SERVICE_UNKNOWN"),
     };
     let mut response = if json {
-        let body = serde_json::json!({ "service": service, "status": word });
+        let mut body = serde_json::json!({ "service": service, "status": word });
+        if let Some(report) = upstreams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&service)
+        {
+            body["upstream"] = serde_json::to_value(report).unwrap_or_default();
+        }
         (code, axum::Json(body)).into_response()
     } else if code == StatusCode::NOT_FOUND {
         (code, format!("unknown service {service:?}\n")).into_response()

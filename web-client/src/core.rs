@@ -113,8 +113,9 @@ impl<T: Transport> Client<T> {
             .collect())
     }
 
-    /// Opens a Watch call on `service`.
-    pub(crate) async fn open_watch(&self, service: &str) -> Result<T::Watch, Error> {
+    /// Opens a Watch call on `service`: one stream, no reconnects (the upstream
+    /// monitor counts those itself; [`Client::watch`] does them for everyone else).
+    pub async fn open_watch(&self, service: &str) -> Result<T::Watch, Error> {
         let request = HealthCheckRequest {
             service: service.to_owned(),
         };

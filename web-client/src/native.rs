@@ -20,7 +20,10 @@ use std::{path::PathBuf, time::Duration};
 
 use healthweb_proto::pb::health_client::HealthClient;
 use http::Uri;
-use hyper_util::{client::legacy, rt::TokioExecutor};
+use hyper_util::{
+    client::legacy,
+    rt::{TokioExecutor, TokioIo},
+};
 use tonic::transport::Endpoint;
 use tower::{ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 
@@ -168,6 +171,43 @@ pub async fn connect(target: &Target, options: Options) -> Result<NativeClient, 
     };
     Client::new(HealthClient::new(channel), options)
         .map_err(|e| ConnectError::Invalid(e.to_string()))
+}
+
+/// Plain HTTP: `GET` of `path` on the target, through the same dialer and TLS
+/// settings; returns the status code. For upstreams that are not gRPC.
+pub async fn http_status(target: &Target, path: &str, timeout: Duration) -> Result<u16, String> {
+    let uri: Uri = format!("{}{path}", target.url.trim_end_matches('/'))
+        .parse()
+        .map_err(|e| format!("bad address {:?}: {e}", target.url))?;
+    let tls = match uri.scheme_str() {
+        Some("https") => {
+            Some(tls::client_config(&target.tls, Protocol::GrpcWeb).map_err(|e| e.to_string())?)
+        }
+        _ => None,
+    };
+    let connector = Connector::new(tls, target.tls.server_name.clone(), timeout);
+    let get = async {
+        let io = connector.dial(&uri).await?;
+        let (mut send, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+        tokio::spawn(connection);
+        let mut request = http::Request::get(uri.clone());
+        if let Some(authority) = uri.authority() {
+            request = request.header(http::header::HOST, authority.as_str());
+        }
+        if let Some(agent) = &target.user_agent {
+            request = request.header(http::header::USER_AGENT, agent);
+        }
+        let response = send
+            .send_request(request.body(http_body_util::Empty::<bytes::Bytes>::new())?)
+            .await?;
+        Ok::<_, BoxError>(response.status().as_u16())
+    };
+    match tokio::time::timeout(timeout, get).await {
+        Ok(Ok(code)) => Ok(code),
+        Ok(Err(error)) => Err(error_chain(&*error)),
+        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+    }
 }
 
 /// An error and its causes on one line: "transport error: tcp connect error: Connection refused".
