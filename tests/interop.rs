@@ -13,7 +13,7 @@ use healthweb_proto::pb::health_check_response::ServingStatus;
 
 use crate::util::{LIMIT, TestServer};
 
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     if let Ok(path) = std::env::var("HEALTHWEB_PYTHON") {
         return path.into();
     }
@@ -83,4 +83,61 @@ async fn grpcio_checks_watches_and_lists() {
             "done",
         ]
     );
+}
+
+/// A grpcio health server (tests/interop/grpcio_server.py), killed when dropped.
+pub struct Peer {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+    pub port: u16,
+}
+
+impl Peer {
+    /// Starts it; with `tls`, as (cert, key, optional client CA).
+    pub fn start(tls: &[&str]) -> Self {
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/grpcio_server.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .args(tls)
+            // grpcio logs every refused handshake; the tests assert on those themselves.
+            .env("GRPC_VERBOSITY", "ERROR")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("grpcio server said {line:?}"));
+        Self {
+            child,
+            stdin,
+            stdout,
+            port,
+        }
+    }
+
+    /// Sets `name` ("" for the server) to `status`, as the grpcio servicer spells it.
+    pub fn set(&mut self, name: &str, status: &str) {
+        use std::io::Write;
+        let name = if name.is_empty() { "-" } else { name };
+        writeln!(self.stdin, "{name} {status}").unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ok");
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

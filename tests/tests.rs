@@ -7,7 +7,8 @@
 //! `grpc_web` (binary and text over HTTP/1.1 and HTTP/2), `curl` (the README's
 //! command lines), `static_page` (`/healthz` and the www files), `reflection`,
 //! `cors`, `config` (SIGHUP reload), `admin`, `shutdown` (SIGTERM), `bad_input`,
-//! `interop` (Python grpcio), `tls`, and `util`, the shared harness.
+//! `interop` (Python grpcio), `tls`, `probe` (`healthweb check`),
+//! `monitor` (upstreams), and `util`, the shared harness.
 
 mod admin;
 mod bad_input;
@@ -18,6 +19,8 @@ mod curl;
 mod grpc_web;
 mod interop;
 mod list;
+mod monitor;
+mod probe;
 mod reflection;
 mod shutdown;
 mod static_page;

@@ -34,7 +34,8 @@ where
     ) -> Result<HealthCheckResponse, Error> {
         Ok(
             HealthClient::check(&mut self.clone(), tonic_request(request, call)?)
-                .await?
+                .await
+                .map_err(|status| from_status(status, call.timeout))?
                 .into_inner(),
         )
     }
@@ -46,7 +47,8 @@ where
     ) -> Result<HealthListResponse, Error> {
         Ok(
             HealthClient::list(&mut self.clone(), tonic_request(request, call)?)
-                .await?
+                .await
+                .map_err(|status| from_status(status, call.timeout))?
                 .into_inner(),
         )
     }
@@ -58,7 +60,8 @@ where
     ) -> Result<Self::Watch, Error> {
         Ok(
             HealthClient::watch(&mut self.clone(), tonic_request(request, call)?)
-                .await?
+                .await
+                .map_err(|status| from_status(status, call.timeout))?
                 .into_inner(),
         )
     }
@@ -67,6 +70,19 @@ where
 impl WatchStream for Streaming<HealthCheckResponse> {
     async fn message(&mut self) -> Result<Option<HealthCheckResponse>, Error> {
         Ok(Streaming::message(self).await?)
+    }
+}
+
+/// tonic's channel enforces the `grpc-timeout` it sends, and reports the expiry
+/// as CANCELLED ("Timeout expired"); for the caller it is the deadline passing.
+fn from_status(status: tonic::Status, timeout: Option<std::time::Duration>) -> Error {
+    match timeout {
+        Some(limit)
+            if status.code() == tonic::Code::Cancelled && status.message() == "Timeout expired" =>
+        {
+            Error::Deadline(limit)
+        }
+        _ => status.into(),
     }
 }
 

@@ -1,0 +1,381 @@
+//! The upstream monitor against real upstreams on 127.0.0.1: healthweb servers,
+//! grpcio, and misbehaving listeners (hanging, refusing, garbage, slow, no Watch).
+
+use std::{pin::Pin, time::Duration};
+
+use futures_util::Stream;
+use healthweb_proto::pb::{
+    HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse,
+    health_check_response::ServingStatus,
+    health_server::{Health, HealthServer},
+};
+use healthweb_server::{
+    HealthRegistry,
+    monitor::{Monitor, Report},
+    upstream::UpstreamConfig,
+};
+use http::Method;
+use tokio::{io::AsyncWriteExt, net::TcpListener};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    interop::Peer,
+    util::{LIMIT, TestServer, Wire, decode_web, frame, raw, req, within},
+};
+
+/// An upstream entry as a config file would have it; probes every 100 ms with a
+/// 300 ms timeout unless `extra` says otherwise.
+fn upstream(name: &str, target: &str, extra: &str) -> UpstreamConfig {
+    let mut text = format!("[[upstream]]\nname = \"{name}\"\ntarget = \"{target}\"\n{extra}\n");
+    for (key, default) in [("interval", "\"100ms\""), ("timeout", "\"300ms\"")] {
+        if !extra.contains(key) {
+            text.push_str(&format!("{key} = {default}\n"));
+        }
+    }
+    let file: healthweb_server::config::ConfigFile = toml::from_str(&text).unwrap();
+    file.upstream.into_iter().next().unwrap()
+}
+
+/// Waits until `name` shows `want` in `registry`.
+async fn until(registry: &HealthRegistry, name: &str, want: ServingStatus) {
+    let mut watcher = registry.watch(name);
+    within(watcher.receiver().wait_for(|s| *s == want))
+        .await
+        .unwrap();
+}
+
+fn report(monitor: &Monitor, name: &str) -> Report {
+    monitor.reports().read().unwrap()[name].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_upstream_flip_is_taken_at_once_and_reaches_grpc_web_watchers() {
+    let web = TestServer::start().await;
+    let upstream_server = TestServer::start().await;
+    upstream_server
+        .registry
+        .set("pay", ServingStatus::Serving)
+        .unwrap();
+    let mut monitor = Monitor::new(web.registry.clone());
+    monitor.apply(&[upstream(
+        "payments",
+        &upstream_server.url(),
+        "service = \"pay\"\nunhealthy_threshold = 5",
+    )]);
+    until(&web.registry, "payments", ServingStatus::Serving).await;
+    assert_eq!(report(&monitor, "payments").mode, "watch");
+
+    // A browser-side Watch on healthweb (gRPC-Web text over HTTP/1.1).
+    let url = format!("{}/grpc.health.v1.Health/Watch", web.url());
+    let headers = [
+        ("content-type", "application/grpc-web+proto"),
+        ("grpc-timeout", "3S"),
+    ];
+    let browser = tokio::spawn(async move {
+        raw(
+            Wire::Http1,
+            &url,
+            Method::POST,
+            &headers,
+            frame(&req("payments")),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    upstream_server
+        .registry
+        .set("pay", ServingStatus::NotServing)
+        .unwrap();
+    // Taken at once: no five failures needed.
+    until(&web.registry, "payments", ServingStatus::NotServing).await;
+    let reply = decode_web(&within(browser).await.unwrap());
+    let statuses: Vec<i32> = reply
+        .messages
+        .iter()
+        .map(|m| {
+            <HealthCheckResponse as prost::Message>::decode(m.clone())
+                .unwrap()
+                .status
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ServingStatus::Serving as i32,
+            ServingStatus::NotServing as i32
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polled_thresholds_count_consecutive_results() {
+    let web = TestServer::start().await;
+    let up = TestServer::start().await;
+    let mut monitor = Monitor::new(web.registry.clone());
+    let config =
+        "watch = false\ninterval = \"250ms\"\nhealthy_threshold = 2\nunhealthy_threshold = 3";
+    monitor.apply(&[upstream("u", &up.url(), config)]);
+    until(&web.registry, "u", ServingStatus::Serving).await;
+    assert_eq!(
+        report(&monitor, "u").successes,
+        2,
+        "SERVING after 2 successes"
+    );
+    up.registry.set("", ServingStatus::NotServing).unwrap();
+    until(&web.registry, "u", ServingStatus::NotServing).await;
+    let seen = report(&monitor, "u");
+    assert_eq!(
+        (seen.failures, seen.mode),
+        (3, "poll"),
+        "NOT_SERVING after 3 failures"
+    );
+    assert_eq!(seen.answer.as_deref(), Some("NOT_SERVING"));
+    up.registry.set("", ServingStatus::Serving).unwrap();
+    until(&web.registry, "u", ServingStatus::Serving).await;
+    assert_eq!(report(&monitor, "u").successes, 2);
+}
+
+/// A listener that accepts and then does `behave` to each connection.
+async fn misbehaving(behave: &'static [u8], close: bool) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let _ = socket.write_all(behave).await;
+            if !close {
+                held.push(socket);
+            }
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_refusing_garbage_and_slow_upstreams_go_not_serving_without_delaying_others() {
+    let web = TestServer::start().await;
+    let fine = TestServer::start().await;
+    let refused = {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", free.local_addr().unwrap())
+    };
+    let hanging = misbehaving(b"", false).await;
+    let garbage = misbehaving(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nxyz", true).await;
+    let slow = slow_server(Duration::from_secs(2)).await;
+    let mut monitor = Monitor::new(web.registry.clone());
+    let fast_fail = "unhealthy_threshold = 2\nwatch = false";
+    monitor.apply(&[
+        upstream("fine", &fine.url(), ""),
+        upstream("refused", &refused, fast_fail),
+        upstream("hanging", &hanging, fast_fail),
+        upstream("garbage", &garbage, fast_fail),
+        upstream(
+            "garbage-web",
+            &garbage,
+            &format!("{fast_fail}\nprotocol = \"grpc-web\""),
+        ),
+        upstream("slow", &slow, fast_fail),
+    ]);
+    until(&web.registry, "fine", ServingStatus::Serving).await;
+    for name in ["refused", "hanging", "garbage", "garbage-web", "slow"] {
+        until(&web.registry, name, ServingStatus::NotServing).await;
+        let seen = report(&monitor, name);
+        assert!(seen.error.is_some(), "{name}: {seen:?}");
+        assert!(
+            seen.latency_ms.unwrap() < 1000.0,
+            "{name}: the 300 ms timeout held: {seen:?}"
+        );
+    }
+    assert!(
+        report(&monitor, "refused")
+            .error
+            .unwrap()
+            .contains("refused")
+    );
+    assert!(
+        report(&monitor, "hanging")
+            .error
+            .unwrap()
+            .contains("DEADLINE_EXCEEDED")
+    );
+    assert!(
+        report(&monitor, "slow")
+            .error
+            .unwrap()
+            .contains("DEADLINE_EXCEEDED")
+    );
+
+    // Meanwhile the fine one still follows its upstream at once.
+    fine.registry.set("", ServingStatus::NotServing).unwrap();
+    until(&web.registry, "fine", ServingStatus::NotServing).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_watch_it_polls_check_and_http_upstreams_use_status_codes() {
+    let web = TestServer::start().await;
+    let no_watch = slow_server(Duration::ZERO).await;
+    let plain = TestServer::start().await;
+    plain.registry.set("db", ServingStatus::Serving).unwrap();
+    let mut monitor = Monitor::new(web.registry.clone());
+    monitor.apply(&[
+        upstream("checked", &no_watch, ""),
+        upstream(
+            "http",
+            &plain.url(),
+            "protocol = \"http\"\nservice = \"/healthz?service=db\"\nunhealthy_threshold = 1",
+        ),
+    ]);
+    until(&web.registry, "checked", ServingStatus::Serving).await;
+    until(&web.registry, "http", ServingStatus::Serving).await;
+    let checked = report(&monitor, "checked");
+    assert_eq!(
+        checked.mode, "poll",
+        "UNIMPLEMENTED Watch falls back to Check: {checked:?}"
+    );
+    plain.registry.set("db", ServingStatus::NotServing).unwrap();
+    until(&web.registry, "http", ServingStatus::NotServing).await;
+    assert_eq!(report(&monitor, "http").answer.as_deref(), Some("HTTP 503"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpcio_upstream_is_watched() {
+    let web = TestServer::start().await;
+    let mut peer = Peer::start(&[]);
+    let mut monitor = Monitor::new(web.registry.clone());
+    monitor.apply(&[upstream(
+        "py",
+        &format!("http://127.0.0.1:{}", peer.port),
+        "service = \"svc\"",
+    )]);
+    peer.set("svc", "SERVING");
+    until(&web.registry, "py", ServingStatus::Serving).await;
+    assert_eq!(report(&monitor, "py").mode, "watch");
+    peer.set("svc", "NOT_SERVING");
+    until(&web.registry, "py", ServingStatus::NotServing).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_adds_changes_and_removes_and_200_upstreams_leave_nothing_behind() {
+    let web = TestServer::start().await;
+    let upstreams: Vec<TestServer> =
+        futures_util::future::join_all((0..4).map(|_| TestServer::start())).await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let idle_tasks = metrics.num_alive_tasks();
+    let mut monitor = Monitor::new(web.registry.clone());
+    let configs: Vec<UpstreamConfig> = (0..200)
+        .map(|i| {
+            upstream(
+                &format!("u{i:03}"),
+                &upstreams[i % 4].url(),
+                "interval = \"200ms\"",
+            )
+        })
+        .collect();
+    monitor.apply(&configs);
+    for i in 0..200 {
+        until(&web.registry, &format!("u{i:03}"), ServingStatus::Serving).await;
+    }
+    let mut client = web.client().await;
+    let mut watcher = client.watch(req("u000")).await.unwrap().into_inner();
+    assert_eq!(
+        watcher.message().await.unwrap().unwrap().status,
+        ServingStatus::Serving as i32
+    );
+    let busy_tasks = metrics.num_alive_tasks();
+    let rss = || {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .unwrap()
+            .to_owned();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let rss_before = rss();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Steady: no task per probe piles up, memory does not creep.
+    assert!(
+        metrics.num_alive_tasks() <= busy_tasks + 4,
+        "{} > {busy_tasks}",
+        metrics.num_alive_tasks()
+    );
+    assert!(
+        rss() < rss_before + 8 * 1024,
+        "RSS grew from {rss_before} KiB to {} KiB",
+        rss()
+    );
+
+    // Change one, keep one, drop the rest.
+    let changed = upstream("u001", &upstreams[2].url(), "interval = \"150ms\"");
+    monitor.apply(&[configs[0].clone(), changed]);
+    assert_eq!(monitor.len(), 2);
+    let err = client.check(req("u150")).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let list = client
+        .list(HealthListRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.statuses.len(), 3, "\"\", u000, u001");
+    upstreams[2]
+        .registry
+        .set("", ServingStatus::NotServing)
+        .unwrap();
+    until(&web.registry, "u001", ServingStatus::NotServing).await;
+
+    // Removed: its watcher sees SERVICE_UNKNOWN and the stream stays open.
+    monitor.apply(&[]);
+    let next = within(watcher.message()).await.unwrap().unwrap();
+    assert_eq!(next.status, ServingStatus::ServiceUnknown as i32);
+    drop((watcher, client));
+    within(async {
+        while metrics.num_alive_tasks() > idle_tasks + 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(monitor.reports().read().unwrap().is_empty());
+    let _ = LIMIT;
+}
+
+/// A Health server whose Check answers after `delay` and which has no Watch.
+async fn slow_server(delay: Duration) -> String {
+    struct Slow(Duration);
+    #[tonic::async_trait]
+    impl Health for Slow {
+        async fn check(
+            &self,
+            _: Request<HealthCheckRequest>,
+        ) -> Result<Response<HealthCheckResponse>, Status> {
+            tokio::time::sleep(self.0).await;
+            Ok(Response::new(HealthCheckResponse {
+                status: ServingStatus::Serving as i32,
+            }))
+        }
+        type WatchStream = Pin<Box<dyn Stream<Item = Result<HealthCheckResponse, Status>> + Send>>;
+        async fn watch(
+            &self,
+            _: Request<HealthCheckRequest>,
+        ) -> Result<Response<Self::WatchStream>, Status> {
+            Err(Status::unimplemented("no Watch here"))
+        }
+        async fn list(
+            &self,
+            _: Request<HealthListRequest>,
+        ) -> Result<Response<HealthListResponse>, Status> {
+            Err(Status::unimplemented("no List here"))
+        }
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(HealthServer::new(Slow(delay)))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    format!("http://{addr}")
+}
