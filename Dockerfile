@@ -1,0 +1,28 @@
+# healthweb in a container: the server, the status page, and a HEALTHCHECK that
+# probes it with its own `healthweb check` (grpc-health-probe's exit codes).
+#
+#   docker build -t healthweb .
+#   docker run -p 8080:8080 healthweb --service payments=SERVING
+
+FROM rust:1-bookworm AS build
+WORKDIR /src
+RUN rustup target add wasm32-unknown-unknown \
+    && cargo install wasm-pack --locked
+COPY . .
+RUN version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock) \
+    && cargo install wasm-bindgen-cli --version "$version" \
+    && cargo build --release --bin healthweb \
+    && wasm-pack build web-client --target web --out-dir ../www/pkg --profile wasm-release
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/healthweb /usr/local/bin/healthweb
+COPY --from=build /src/www /srv/www
+ENV HEALTHWEB_LISTEN=0.0.0.0:8080 \
+    HEALTHWEB_WWW=/srv/www
+EXPOSE 8080
+USER nobody
+HEALTHCHECK --interval=10s --timeout=3s --start-period=2s --retries=3 \
+    CMD ["healthweb", "check", "--addr", "http://127.0.0.1:8080", "--timeout", "2s"]
+ENTRYPOINT ["healthweb", "serve"]
