@@ -5,6 +5,7 @@ import init, { HealthClient } from "./pkg/healthweb_client.js";
 
 const LIST_EVERY_MS = 10_000; // the spec: the set of services can change while we watch
 const TIMEOUT_MS = 5_000;
+const UPSTREAMS_EVERY_MS = 2_000;
 
 const WORDS = {
   SERVING: ["✓", "Serving"],
@@ -64,8 +65,39 @@ function addRow(name) {
   return row;
 }
 
+/**
+ * What healthweb's upstream monitor saw last (`GET /upstreams`), under each monitored
+ * service: the target, the upstream's own answer, latency and the last error. An
+ * endpoint that is not healthweb, or monitors nothing, simply has no details.
+ */
+async function loadUpstreams(current) {
+  let reports = {};
+  try {
+    const response = await fetch(`${current.endpoint}/upstreams`, { cache: "no-store" });
+    if (response.ok) reports = await response.json();
+  } catch {
+    return; // unreachable: the rows already say so
+  }
+  if (current.stopped) return;
+  current.monitors = Object.keys(reports).length > 0;
+  for (const [name, row] of current.rows) {
+    const detail = row.el.querySelector(".detail");
+    const report = reports[name];
+    detail.hidden = !report;
+    if (!report) continue;
+    const parts = [`upstream ${report.target} (${report.protocol}, ${report.mode})`];
+    if (report.answer) parts.push(`answered ${report.answer}`);
+    if (report.latency_ms != null) parts.push(`${report.latency_ms.toFixed(1)} ms`);
+    const error = document.createElement("span");
+    error.className = "error";
+    error.textContent = report.error ? ` · last error: ${report.error}` : "";
+    detail.replaceChildren(parts.join(" · "), error);
+  }
+}
+
 function render(row, { status, state, error }) {
   if (status !== row.status) {
+    if (view) loadUpstreams(view);
     if (row.status !== null) row.seenChange = true;
     row.status = status;
     row.changedAt = Date.now();
@@ -105,6 +137,7 @@ async function refresh(current) {
     }
     document.body.dataset.endpointState = "ok";
     summarize();
+    loadUpstreams(current);
   } catch (err) {
     if (current.stopped) return;
     const why = err.code ? `${err.code}: ${err.message}` : String(err);
@@ -146,6 +179,8 @@ $("#endpoint-form").addEventListener("submit", (event) => {
 });
 addEventListener("popstate", () => start(endpointFromUrl()));
 setInterval(tick, 1000);
+// Errors and latencies change without a status change; refresh them while there are any.
+setInterval(() => view?.monitors && loadUpstreams(view), UPSTREAMS_EVERY_MS);
 
 try {
   await init();

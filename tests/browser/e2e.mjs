@@ -5,7 +5,8 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -161,7 +162,29 @@ async function main() {
   assert.equal(await page.locator(row("api")).count(), 0);
   console.log("ok: another endpoint, shared through the URL");
 
-  const allowed = new Set([new URL(second.url).origin, new URL(other.url).origin, "http://127.0.0.1:9"]);
+  // A fleet: an upstream monitored by healthweb shows as a row, with what the monitor saw.
+  const upstream = await serve("127.0.0.1:0", "--service", "pay=SERVING");
+  const dir = mkdtempSync(join(tmpdir(), "healthweb-e2e-"));
+  const config = join(dir, "healthweb.toml");
+  writeFileSync(config, `[[upstream]]\nname = "payments"\ntarget = "${upstream.url}"\nservice = "pay"\n` +
+    `interval = "200ms"\ntimeout = "500ms"\n`);
+  const fleet = await serve("127.0.0.1:0", "--config", config);
+  await page.goto(`${fleet.url}/`);
+  await page.waitForSelector(`${row("payments")}[data-status="SERVING"][data-state="live"]`, { timeout: 10_000 });
+  await page.waitForFunction((sel) => /upstream http:.*answered SERVING/.test(document.querySelector(sel).innerText),
+    `${row("payments")} .detail`, { timeout: 5_000 });
+  const flipped = Date.now();
+  await admin(upstream, "PUT", "pay", "NOT_SERVING");
+  await page.waitForSelector(`${row("payments")}[data-status="NOT_SERVING"]`, { timeout: 2_000 });
+  console.log(`ok: an upstream's change shown after ${Date.now() - flipped} ms`);
+  await stop(upstream);
+  await page.waitForFunction((sel) => /last error: .*(refused|UNAVAILABLE|ended)/.test(document.querySelector(sel).innerText),
+    `${row("payments")} .detail`, { timeout: 10_000 });
+  await page.screenshot({ path: join(root, "docs/status-page-fleet.png") });
+  console.log("ok: the monitor's last error is shown");
+
+  const allowed = new Set([new URL(second.url).origin, new URL(other.url).origin, new URL(fleet.url).origin,
+    "http://127.0.0.1:9"]);
   const strangers = requests.filter((u) => u.protocol !== "data:" && !allowed.has(u.origin));
   assert.deepEqual(strangers.map(String), [], "requests to other hosts");
   assert.deepEqual(errors, [], "errors on the page");
