@@ -121,3 +121,79 @@ fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+#[tokio::test]
+async fn sighup_adds_and_removes_upstreams() {
+    let upstream = Binary::serve(&["--service", "pay=SERVING"]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("healthweb.toml");
+    std::fs::write(&path, "[services]\nlocal = \"SERVING\"\n").unwrap();
+    let server = Binary::serve(&["--config", path.to_str().unwrap()]);
+    let mut client = client(&server.url()).await;
+    let mut watch = client.watch(req("payments")).await.unwrap().into_inner();
+    let mut next = async || -> ServingStatus {
+        let msg: healthweb_proto::pb::HealthCheckResponse =
+            within(watch.next()).await.unwrap().unwrap();
+        status_of(msg.status)
+    };
+    assert_eq!(next().await, ServingStatus::ServiceUnknown);
+
+    let entry = format!(
+        "[services]\nlocal = \"SERVING\"\n[[upstream]]\nname = \"payments\"\ntarget = \"{}\"\nservice = \"pay\"\ninterval = \"200ms\"\n",
+        upstream.url()
+    );
+    std::fs::write(&path, &entry).unwrap();
+    server.signal(Signal::SIGHUP);
+    // Added: UNKNOWN until the first answer, then what the upstream says.
+    let mut seen = next().await;
+    if seen == ServingStatus::Unknown {
+        seen = next().await;
+    }
+    assert_eq!(seen, ServingStatus::Serving);
+
+    std::fs::write(&path, "[services]\nlocal = \"SERVING\"\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    assert_eq!(next().await, ServingStatus::ServiceUnknown);
+    drop(watch);
+    assert_eq!(
+        client.check(req("payments")).await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+    let local = client.check(req("local")).await.unwrap().into_inner();
+    assert_eq!(status_of(local.status), ServingStatus::Serving);
+}
+
+#[test]
+fn bad_upstream_entries_are_config_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    for (entry, needle) in [
+        (
+            "name = \"a\"\ntarget = \"10.0.0.5:50051\"",
+            "must start with http:// or https://",
+        ),
+        (
+            "name = \"a\"\ntarget = \"http://x\"\nprotocol = \"smtp\"",
+            "unknown variant `smtp`",
+        ),
+        (
+            "name = \"a\"\ntarget = \"http://x\"\ninterval = \"soon\"",
+            "bad duration \"soon\"",
+        ),
+        (
+            "name = \"a\"\ntarget = \"http://x\"\nunhealthy_threshold = 0",
+            "thresholds count from 1",
+        ),
+    ] {
+        std::fs::write(&path, format!("[[upstream]]\n{entry}\n")).unwrap();
+        let (code, _, stderr) = run_cli(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1, "{entry}");
+        assert!(stderr.contains(needle), "{entry}: {stderr}");
+    }
+}
