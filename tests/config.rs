@@ -5,7 +5,7 @@ use futures_util::StreamExt;
 use healthweb_proto::pb::health_check_response::ServingStatus;
 use nix::sys::signal::Signal;
 
-use crate::util::{Binary, client, req, run_cli, status_of, within};
+use crate::util::{Binary, client, req, run_cli, run_cli_env, status_of, within};
 
 #[tokio::test]
 async fn sighup_reloads_without_dropping_watchers() {
@@ -107,19 +107,6 @@ async fn flags_come_from_the_environment_too() {
     let (code, _, stderr) = run_cli_env(&["serve"], &[("HEALTHWEB_LISTEN", "not-an-address")]);
     assert_eq!(code, 1);
     assert!(stderr.contains("not-an-address"), "{stderr}");
-}
-
-fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_healthweb"))
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 #[tokio::test]

@@ -192,8 +192,14 @@ impl Drop for Binary {
 
 /// Runs the real `healthweb` with `args` and returns (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str]) -> (i32, String, String) {
+    run_cli_env(args, &[])
+}
+
+/// [`run_cli`] with extra environment variables.
+pub fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_healthweb"))
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .unwrap();
