@@ -16,7 +16,7 @@ PKG := www/pkg
 
 ## run: build everything, then serve the status page on http://127.0.0.1:8080
 run: build
-	./target/release/healthweb serve --listen 127.0.0.1:8080 --www www
+	$${CARGO_TARGET_DIR:-target}/release/healthweb serve --listen 127.0.0.1:8080 --www www
 
 ## build: target/release/healthweb and www/pkg, without running
 build: server pkg

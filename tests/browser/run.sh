@@ -27,7 +27,7 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
 fi
 
 cargo build --bin healthweb
-export HEALTHWEB_BIN=${HEALTHWEB_BIN:-$root/target/debug/healthweb}
+export HEALTHWEB_BIN=${HEALTHWEB_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/healthweb}
 wasm-pack build web-client --target web --out-dir ../www/pkg --profile wasm-release
 
 # A free port for wasm-bindgen-test's page, so the server can allow exactly that origin.
