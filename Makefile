@@ -12,7 +12,7 @@ WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PKG := www/pkg
 
-.PHONY: run build server pkg test test-deps wasm-deps browser-deps python-deps lint size
+.PHONY: run build server pkg test test-deps wasm-deps browser-deps python-deps lint size bench
 
 ## run: build everything, then serve the status page on http://127.0.0.1:8080
 run: build
@@ -62,3 +62,7 @@ lint: wasm-deps
 ## size: gzipped size of the browser module (.wasm + JS glue), against the 70 KB budget
 size: pkg
 	web-client/size.sh $(PKG)
+
+## bench: healthweb next to tonic-health, grpc-js, connect-node and grpcio; writes BENCHMARKS.md
+bench: pkg
+	python3 bench/run.py

@@ -1,0 +1,669 @@
+#!/usr/bin/env python3
+"""`make bench`: healthweb next to the servers a user would otherwise run.
+
+Installs the peers (npm ci in bench/peers, a venv in .tools/bench-venv), builds
+target/release/healthweb and the bench binaries, then measures, on 127.0.0.1 only:
+
+1. Check throughput and latency per mode (native gRPC over h2c, gRPC-Web binary
+   over HTTP/2 and HTTP/1.1, gRPC-Web text over HTTP/1.1) with h2load; the server
+   is pinned to CPU 0 and h2load to CPU 1, peers alternate within each round, and
+   every cell is the median of the rounds.
+2. Watch fan-out: N concurrent Watch streams (bench/src/bin/watch_fanout.rs).
+3. Footprint: start to first answered Check, idle RSS, binary size.
+4. Browser: gzipped size of www/pkg's .wasm + JS glue, if it was built.
+
+Prints the tables and writes them into BENCHMARKS.md between the
+`<!-- bench:begin -->` and `<!-- bench:end -->` markers (the prose around them is
+kept). Python 3 standard library only.
+
+Usage: python3 bench/run.py [--quick] [--rounds N] [--seconds S]
+       [--fanout 1000,10000,100000] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import datetime
+import gzip
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+PEERS = BENCH / "peers"
+TOOLS = ROOT / ".tools"
+VENV = TOOLS / "bench-venv"
+RELEASE = ROOT / "target" / "release"
+OUT = ROOT / "BENCHMARKS.md"
+SERVER_CPU, LOAD_CPU = "0", "1"
+CHECK_PATH = "/grpc.health.v1.Health/Check"
+FRAME = b"\0\0\0\0\0"  # Check(service: "") as one gRPC message frame
+SERVING_MESSAGE = b"\x08\x01"
+GRPC_WEB_TRAILER = 0x80
+
+MODES = {
+    # name: (label, HTTP/1.1?, request content-type, accept)
+    "grpc-h2c": ("gRPC, h2c", False, "application/grpc", None),
+    "web-h2": ("gRPC-Web binary, HTTP/2", False, "application/grpc-web+proto", None),
+    "web-h1": ("gRPC-Web binary, HTTP/1.1", True, "application/grpc-web+proto", None),
+    "text-h1": (
+        "gRPC-Web text, HTTP/1.1",
+        True,
+        "application/grpc-web-text",
+        "application/grpc-web-text",
+    ),
+}
+# In-flight requests: h2load -c connections x -m streams (HTTP/1.1 cannot multiplex,
+# so there it is 128 connections with one request each).
+LOAD = {False: (4, 32), True: (128, 1)}
+
+
+@dataclass
+class Peer:
+    """One server under test: how to start it and which modes it speaks."""
+
+    name: str
+    what: str
+    command: list[str]  # {port}, {port1}, {admin} are filled in
+    modes: tuple[str, ...]
+    h1_port: bool = False  # HTTP/1.1 on a second port ({port1})
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def peers() -> list[Peer]:
+    node = shutil.which("node") or "node"
+    return [
+        Peer(
+            "healthweb",
+            "this repo, target/release/healthweb",
+            [
+                str(RELEASE / "healthweb"), "serve", "--listen", "127.0.0.1:{port}",
+                "--www", str(ROOT / "www"), "--service", "bench=SERVING",
+                "--admin-listen", "127.0.0.1:{admin}", "--max-concurrent-streams", "1000",
+            ],
+            tuple(MODES),
+            env={"HEALTHWEB_LOG": "warn"},
+        ),
+        Peer(
+            "tonic-default",
+            "tonic-health + tonic-web (`accept_http1(true)`, `GrpcWebLayer`), bench/src/bin/tonic_default.rs",
+            [str(RELEASE / "tonic-default"), "127.0.0.1:{port}"],
+            tuple(MODES),
+        ),
+        Peer(
+            "grpc-js",
+            "@grpc/grpc-js + grpc-health-check, bench/peers/grpc_js.mjs",
+            [node, str(PEERS / "grpc_js.mjs"), "{port}"],
+            ("grpc-h2c",),
+        ),
+        Peer(
+            "connect-node",
+            "@connectrpc/connect-node, bench/peers/connect.mjs (HTTP/1.1 on a second port)",
+            [node, str(PEERS / "connect.mjs"), "{port}", "{port1}"],
+            ("grpc-h2c", "web-h2", "web-h1"),
+            h1_port=True,
+        ),
+        Peer(
+            "grpcio",
+            "Python grpcio + grpcio-health-checking, bench/peers/grpc_py.py",
+            [str(VENV / "bin" / "python"), str(PEERS / "grpc_py.py"), "{port}"],
+            ("grpc-h2c",),
+        ),
+    ]
+
+
+# ---------------------------------------------------------------- processes
+
+RUNNING: list[subprocess.Popen] = []
+
+
+def stop_all() -> None:
+    for proc in RUNNING:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    RUNNING.clear()
+
+
+atexit.register(stop_all)
+for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(sig, lambda *_: sys.exit(130))
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run(cmd: list[str], **kw) -> str:
+    """Runs `cmd`, fails loudly, returns its stdout."""
+    done = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if done.returncode != 0:
+        sys.exit(f"command failed ({done.returncode}): {' '.join(cmd)}\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited with {proc.returncode}: {' '.join(proc.args)}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    sys.exit(f"nothing listens on port {port} after {timeout}s: {' '.join(proc.args)}")
+
+
+@dataclass
+class Server:
+    peer: Peer
+    proc: subprocess.Popen
+    port: int
+    port1: int
+    admin: int
+
+    def url(self, mode: str) -> str:
+        port = self.port1 if MODES[mode][1] and self.peer.h1_port else self.port
+        return f"http://127.0.0.1:{port}{CHECK_PATH}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        RUNNING.remove(self.proc)
+
+
+def fill(peer: Peer, port: int, port1: int, admin: int) -> list[str]:
+    return [a.format(port=port, port1=port1, admin=admin) for a in peer.command]
+
+
+def start(peer: Peer) -> Server:
+    port, port1, admin = free_port(), free_port(), free_port()
+    cmd = ["taskset", "-c", SERVER_CPU, *fill(peer, port, port1, admin)]
+    proc = subprocess.Popen(
+        cmd,
+        env={**os.environ, **peer.env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    RUNNING.append(proc)
+    wait_listening(port, proc)
+    if peer.h1_port:
+        wait_listening(port1, proc)
+    return Server(peer, proc, port, port1, admin)
+
+
+# ---------------------------------------------------------------- checks
+
+
+def grpc_web_frames(body: bytes) -> tuple[list[bytes], bytes]:
+    """Splits a gRPC-Web body into its messages and its trailer block."""
+    messages, trailers = [], b""
+    while len(body) >= 5:
+        flag, size = body[0], int.from_bytes(body[1:5], "big")
+        chunk, body = body[5 : 5 + size], body[5 + size :]
+        if flag & GRPC_WEB_TRAILER:
+            trailers += chunk
+        else:
+            messages.append(chunk)
+    return messages, trailers
+
+
+def b64_segments(text: bytes) -> bytes:
+    """gRPC-Web text: base64 chunks, each padded on its own, back to back."""
+    return b"".join(base64.b64decode(s) for s in re.findall(rb"[A-Za-z0-9+/]+=*", text))
+
+
+def check_one(server: Server, mode: str) -> None:
+    """One Check by curl: grpc-status 0 and a SERVING message, or exit."""
+    _, h1, content_type, accept = MODES[mode]
+    with tempfile.TemporaryDirectory() as tmp:
+        headers, body = Path(tmp, "h"), Path(tmp, "b")
+        text = mode == "text-h1"
+        cmd = [
+            "curl", "-sS", "--max-time", "5", "-X", "POST",
+            "--http1.1" if h1 else "--http2-prior-knowledge",
+            "-H", f"content-type: {content_type}",
+            "--data-binary", "AAAAAAA=" if text else f"@{tmp}/req",
+            "-D", str(headers), "-o", str(body),
+        ]
+        if accept:
+            cmd += ["-H", f"accept: {accept}"]
+        if mode == "grpc-h2c":
+            cmd += ["-H", "te: trailers"]
+        Path(tmp, "req").write_bytes(FRAME)
+        run([*cmd, server.url(mode)])
+        head = headers.read_text(errors="replace").lower()
+        data = body.read_bytes()
+        if mode == "grpc-h2c":
+            messages, trailers = grpc_web_frames(data)  # same 5-byte framing, no trailer frame
+            status = re.findall(r"grpc-status:\s*(\d+)", head)
+        else:
+            messages, trailers = grpc_web_frames(b64_segments(data) if text else data)
+            status = re.findall(r"grpc-status:\s*(\d+)", head + trailers.decode(errors="replace").lower())
+        if status[-1:] != ["0"] or messages != [SERVING_MESSAGE]:
+            sys.exit(
+                f"{server.peer.name} {mode}: expected grpc-status 0 and SERVING, got "
+                f"status {status} messages {messages}\n{head}"
+            )
+
+
+# ---------------------------------------------------------------- load
+
+
+def h2load_command(server: Server, mode: str, seconds: int, body: Path, log_file: Path) -> list[str]:
+    _, h1, content_type, accept = MODES[mode]
+    conns, streams = LOAD[h1]
+    cmd = [
+        "taskset", "-c", LOAD_CPU, "h2load", "-D", str(seconds), "--warm-up-time", "1",
+        "-c", str(conns), "-m", str(streams), "-H", f"content-type: {content_type}",
+        "-d", str(body), f"--log-file={log_file}",
+    ]
+    if accept:
+        cmd += ["-H", f"accept: {accept}"]
+    if mode == "grpc-h2c":
+        cmd += ["-H", "te: trailers"]
+    if h1:
+        cmd.append("--h1")
+    return [*cmd, server.url(mode)]
+
+
+def load(server: Server, mode: str, seconds: int, tmp: Path) -> dict:
+    body = tmp / f"{mode}.body"
+    body.write_bytes(b"AAAAAAA=" if mode == "text-h1" else FRAME)
+    log_file = tmp / "h2load.log"
+    out = run(h2load_command(server, mode, seconds, body, log_file), timeout=seconds + 60)
+    rate = float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out).group(1))
+    total, ok, failed, errored = map(
+        int, re.search(r"requests: (\d+) total.*?(\d+) succeeded, (\d+) failed, (\d+) errored", out).group(1, 2, 3, 4)
+    )
+    codes = re.search(r"status codes: (\d+) 2xx", out)
+    two_xx = int(codes.group(1)) if codes else 0
+    micros = sorted(
+        int(parts[2])
+        for parts in (line.split() for line in log_file.read_text().splitlines())
+        if len(parts) == 3 and parts[1] == "200"
+    )
+    log_file.unlink()
+    # Requests still in flight when the clock stops count as succeeded without a status.
+    if not micros or failed or errored or two_xx < 0.99 * ok:
+        sys.exit(f"{server.peer.name} {mode}: h2load saw failures\n{out}")
+    pct = lambda p: micros[min(len(micros) - 1, int(p / 100 * len(micros)))] / 1000
+    return {"rps": rate, "p50": pct(50), "p99": pct(99), "requests": total}
+
+
+# ---------------------------------------------------------------- phases
+
+
+def install(skip_build: bool) -> None:
+    for tool, package in (("h2load", "nghttp2-client"), ("curl", "curl"), ("taskset", "util-linux")):
+        if not shutil.which(tool):
+            log(f"installing {package} (apt)")
+            sudo = [] if os.geteuid() == 0 else ["sudo"]
+            run([*sudo, "apt-get", "install", "-y", "-qq", package], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    if not (PEERS / "node_modules" / ".package-lock.json").exists() or (
+        (PEERS / "package-lock.json").stat().st_mtime
+        > (PEERS / "node_modules" / ".package-lock.json").stat().st_mtime
+    ):
+        log("npm ci (bench/peers)")
+        run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=PEERS)
+    stamp = VENV / "requirements.txt"
+    want = (PEERS / "requirements.txt").read_text()
+    if not stamp.exists() or stamp.read_text() != want:
+        log("venv + pip install (.tools/bench-venv)")
+        run([sys.executable, "-m", "venv", str(VENV)])
+        run([str(VENV / "bin" / "pip"), "install", "-q", "-r", str(PEERS / "requirements.txt")])
+        stamp.write_text(want)
+    if not skip_build:
+        log("cargo build --release (healthweb, bench binaries)")
+        run(
+            [
+                "cargo", "build", "--release", "-p", "healthweb-server", "--bin", "healthweb",
+                "-p", "healthweb-bench", "--bins",
+            ],
+            cwd=ROOT,
+        )
+
+
+def throughput(all_peers: list[Peer], rounds: int, seconds: int) -> dict:
+    """results[peer][mode] = list of per-round dicts."""
+    results: dict = {p.name: {m: [] for m in p.modes} for p in all_peers}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            # Rotate the order, so no peer always runs first (or last) in a round.
+            order = all_peers[r % len(all_peers) :] + all_peers[: r % len(all_peers)]
+            for peer in order:
+                server = start(peer)
+                try:
+                    for mode in peer.modes:
+                        check_one(server, mode)
+                        res = load(server, mode, seconds, Path(tmp))
+                        results[peer.name][mode].append(res)
+                        log(f"round {r + 1}/{rounds} {peer.name:13} {mode:8} {res['rps']:>9.0f} req/s  "
+                            f"p50 {res['p50']:.2f} ms  p99 {res['p99']:.2f} ms")
+                finally:
+                    server.stop()
+    return results
+
+
+def fanout(sizes: list[int], all_peers: list[Peer]) -> list[dict]:
+    rows = []
+    subjects = [p for p in all_peers if p.name in ("healthweb", "tonic-default")]
+    for n in sizes:
+        for peer in subjects:
+            server = start(peer)
+            try:
+                flip = ["--admin", f"127.0.0.1:{server.admin}"] if peer.name == "healthweb" else ["--signal", "yes"]
+                cmd = [
+                    "taskset", "-c", LOAD_CPU, str(RELEASE / "watch-fanout"),
+                    "--url", f"http://127.0.0.1:{server.port}", "--pid", str(server.proc.pid),
+                    "--streams", str(n), "--per-conn", "1000", "--service", "bench", "--timeout-secs", "90", *flip,
+                ]
+                done = subprocess.run(cmd, capture_output=True, text=True, timeout=150)
+                if done.returncode != 0:
+                    log(f"fan-out {peer.name} N={n} failed: {done.stderr.strip()}")
+                    rows.append({"peer": peer.name, "streams": n, "error": done.stderr.strip()[-200:]})
+                    continue
+                row = {"peer": peer.name, **json.loads(done.stdout)}
+                rows.append(row)
+                log(f"fan-out {peer.name:13} N={n:>6}: {row['bytes_per_stream']:.0f} B/stream, notify p50 "
+                    f"{row['notify_p50_ms']:.1f} p99 {row['notify_p99_ms']:.1f} max {row['notify_max_ms']:.1f} ms, "
+                    f"RSS idle/open/after {row['rss_idle_kib']}/{row['rss_open_kib']}/{row['rss_after_kib']} KiB")
+            finally:
+                server.stop()
+    return rows
+
+
+def footprint(all_peers: list[Peer], runs: int) -> dict:
+    out = {}
+    for peer in all_peers:
+        port, port1, admin = free_port(), free_port(), free_port()
+        cmd = [
+            str(RELEASE / "first-check"), "--url", f"http://127.0.0.1:{port}", "--runs", str(runs), "--",
+            "taskset", "-c", SERVER_CPU, *fill(peer, port, port1, admin),
+        ]
+        res = json.loads(run(["taskset", "-c", LOAD_CPU, *cmd], env={**os.environ, **peer.env}, timeout=120))
+        out[peer.name] = {
+            "start_ms": statistics.median(res["start_ms"]),
+            "idle_kib": statistics.median(res["idle_rss_kib"]),
+            "samples": res,
+        }
+        log(f"footprint {peer.name:13} start {out[peer.name]['start_ms']:.1f} ms, idle RSS "
+            f"{out[peer.name]['idle_kib'] / 1024:.1f} MiB")
+    for name, binary in (("healthweb", "healthweb"), ("tonic-default", "tonic-default")):
+        path = RELEASE / binary
+        with tempfile.TemporaryDirectory() as tmp:
+            stripped = Path(tmp, "s")
+            run(["strip", "-o", str(stripped), str(path)])
+            out[name]["binary"] = path.stat().st_size
+            out[name]["stripped"] = stripped.stat().st_size
+    return out
+
+
+def browser_size() -> dict | None:
+    pkg = ROOT / "www" / "pkg"
+    wasm, js = pkg / "healthweb_client_bg.wasm", pkg / "healthweb_client.js"
+    if not (wasm.exists() and js.exists()):
+        return None
+    gz = lambda p: len(gzip.compress(p.read_bytes(), compresslevel=9, mtime=0))
+    return {"wasm": gz(wasm), "js": gz(js)}
+
+
+# ---------------------------------------------------------------- report
+
+
+def sh(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def lock_version(lock: str, name: str) -> str:
+    m = re.search(rf'name = "{re.escape(name)}"\nversion = "([^"]+)"', lock)
+    return m.group(1) if m else "?"
+
+
+def versions() -> list[str]:
+    lock = (ROOT / "Cargo.lock").read_text()
+    npm = json.loads((PEERS / "package-lock.json").read_text())["packages"]
+    pip = sh([str(VENV / "bin" / "pip"), "freeze"])
+    py = lambda n: next((l.split("==")[1] for l in pip.splitlines() if l.lower().startswith(n + "==")), "?")
+    node_pkg = lambda n: npm.get(f"node_modules/{n}", {}).get("version", "?")
+    return [
+        f"healthweb {sh(['git', '-C', str(ROOT), 'describe', '--always', '--dirty'])}, "
+        f"{sh(['rustc', '--version'])}; tonic {lock_version(lock, 'tonic')}, tonic-web "
+        f"{lock_version(lock, 'tonic-web')}, tonic-health {lock_version(lock, 'tonic-health')}, hyper "
+        f"{lock_version(lock, 'hyper')}, h2 {lock_version(lock, 'h2')}, tokio {lock_version(lock, 'tokio')}",
+        f"Node.js {sh(['node', '--version'])}: @grpc/grpc-js {node_pkg('@grpc/grpc-js')}, grpc-health-check "
+        f"{node_pkg('grpc-health-check')}, @connectrpc/connect-node {node_pkg('@connectrpc/connect-node')}, "
+        f"@bufbuild/protobuf {node_pkg('@bufbuild/protobuf')}",
+        f"Python {platform.python_version()}: grpcio {py('grpcio')}, grpcio-health-checking "
+        f"{py('grpcio-health-checking')}",
+        f"{sh(['h2load', '--version']).splitlines()[0] if shutil.which('h2load') else 'h2load ?'}, "
+        f"{sh(['curl', '--version']).splitlines()[0].split(' (')[0]}",
+    ]
+
+
+def machine() -> str:
+    model = re.search(r"Model name:\s*(.+)", sh(["lscpu"]))
+    mem = re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text())
+    return (
+        f"{sh(['nproc'])} CPUs ({model.group(1).strip() if model else '?'}), "
+        f"{int(mem.group(1)) / 1024 / 1024:.1f} GiB memory, Linux {platform.release()}; "
+        f"load average at the start {os.getloadavg()[0]:.2f}"
+    )
+
+
+def fmt_rate(x: float) -> str:
+    return f"{x / 1000:.1f}k" if x >= 1000 else f"{x:.0f}"
+
+
+def report(args, thr: dict, fan: list[dict], foot: dict, size: dict | None, all_peers: list[Peer], started: float) -> str:
+    med = lambda runs, key: statistics.median(r[key] for r in runs)
+    lines = [
+        f"Generated by `make bench` (`python3 bench/run.py{' ' + ' '.join(args.argv) if args.argv else ''}`) "
+        f"on {datetime.date.today().isoformat()} in {(time.monotonic() - started) / 60:.1f} min.",
+        "",
+        f"- Machine: {machine()}.",
+        *[f"- {v}." for v in versions()],
+        f"- Throughput: {args.rounds} rounds, peers alternating (order rotated each round), "
+        f"{args.seconds} s measured after 1 s warm-up per cell; each cell is the median over the rounds.",
+        "",
+        "### Check throughput (median req/s; p50 / p99 latency in ms)",
+        "",
+        "| server | " + " | ".join(MODES[m][0] for m in MODES) + " |",
+        "| --- | " + " | ".join("---:" for _ in MODES) + " |",
+    ]
+    for peer in all_peers:
+        cells = []
+        for mode in MODES:
+            runs = thr[peer.name].get(mode)
+            cells.append(
+                f"{fmt_rate(med(runs, 'rps'))} ({med(runs, 'p50'):.2f} / {med(runs, 'p99'):.2f})" if runs else "n/a"
+            )
+        lines.append(f"| {peer.name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "### healthweb's throughput as a multiple of each peer's (goal: >= 1.00x tonic-default, >= 3x the others)",
+        "",
+        "| peer | " + " | ".join(MODES[m][0] for m in MODES) + " | goal |",
+        "| --- | " + " | ".join("---:" for _ in MODES) + " | --- |",
+    ]
+    ours = {m: med(thr["healthweb"][m], "rps") for m in MODES}
+    shortfalls = []
+    for peer in all_peers[1:]:
+        goal = 1.0 if peer.name == "tonic-default" else 3.0
+        cells, met = [], True
+        for mode in MODES:
+            runs = thr[peer.name].get(mode)
+            if not runs:
+                cells.append("n/a")
+                continue
+            ratio = ours[mode] / med(runs, "rps")
+            cells.append(f"{ratio:.2f}x")
+            if ratio < goal:
+                met = False
+                shortfalls.append(f"{MODES[mode][0]} vs {peer.name}: {ratio:.2f}x, goal {goal:.0f}x "
+                                  f"({(1 - ratio / goal) * 100:.0f}% short)")
+        lines.append(f"| {peer.name} | " + " | ".join(cells) + f" | {'met' if met else '**short**'} |")
+    if shortfalls:
+        lines += ["", "Short of a goal in this run: " + "; ".join(shortfalls) + "."]
+
+    lines += [
+        "",
+        "### Watch fan-out (one service, 1000 streams per HTTP/2 connection)",
+        "",
+        "| server | streams | connections | open all (ms) | RSS idle (MiB) | RSS open (MiB) | bytes / stream "
+        "| notify p50 / p99 / max (ms) | RSS after all left (MiB) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    mib = lambda k: f"{k / 1024:.1f}"
+    for row in fan:
+        if "error" in row:
+            lines.append(f"| {row['peer']} | {row['streams']} | failed: {row['error']} | | | | | | |")
+            continue
+        lines.append(
+            f"| {row['peer']} | {row['streams']} | {row['connections']} | {row['open_ms']:.0f} | "
+            f"{mib(row['rss_idle_kib'])} | {mib(row['rss_open_kib'])} | {row['bytes_per_stream']:.0f} | "
+            f"{row['notify_p50_ms']:.1f} / {row['notify_p99_ms']:.1f} / {row['notify_max_ms']:.1f} | "
+            f"{mib(row['rss_after_kib'])} |"
+        )
+    ten = next((r for r in fan if r["peer"] == "healthweb" and r["streams"] == 10000 and "error" not in r), None)
+    if ten:
+        ok_mem, ok_lat = ten["bytes_per_stream"] <= 8192, ten["notify_max_ms"] <= 100
+        lines += [
+            "",
+            f"Goal at 10k streams (<= 8 KiB per stream, every watcher notified within 100 ms): "
+            f"{ten['bytes_per_stream'] / 1024:.1f} KiB per stream ({'met' if ok_mem else 'short'}), "
+            f"slowest watcher {ten['notify_max_ms']:.1f} ms ({'met' if ok_lat else 'short'}).",
+        ]
+
+    lines += [
+        "",
+        "### Footprint (median of the starts)",
+        "",
+        "| server | start to first answered Check (ms) | idle RSS after one Check (MiB) | binary (stripped) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for peer in all_peers:
+        f = foot[peer.name]
+        binary = (
+            f"{f['binary'] / 1e6:.2f} MB ({f['stripped'] / 1e6:.2f} MB)" if "binary" in f else "interpreter + packages"
+        )
+        lines.append(f"| {peer.name} | {f['start_ms']:.1f} | {f['idle_kib'] / 1024:.1f} | {binary} |")
+
+    lines += ["", "### Browser client (gzip -9, the `make size` figure)", ""]
+    if size:
+        lines.append(
+            f"healthweb-client: .wasm {size['wasm'] / 1000:.1f} KB + JS glue {size['js'] / 1000:.1f} KB = "
+            f"**{(size['wasm'] + size['js']) / 1000:.1f} KB**, next to the published figures for one RPC with "
+            "the official grpc-web JS client (about 70 KB) and with Connect-ES (about 36.5 KB)."
+        )
+    else:
+        lines.append("www/pkg not built (`make pkg` builds it); published figures for comparison: official "
+                     "grpc-web JS client about 70 KB, Connect-ES about 36.5 KB.")
+
+    h2c = {p.name: p for p in all_peers}["healthweb"]
+    lines += [
+        "",
+        "### Commands",
+        "",
+        "```sh",
+        "# servers (each pinned to CPU 0; ports are picked free at run time)",
+        *[
+            shlex.join([*(f"{k}={v}" for k, v in p.env.items()), "taskset", "-c", "0", *fill(p, 50051, 50052, 50053)])
+            .replace(str(ROOT) + "/", "")
+            for p in all_peers
+        ],
+        "# before each cell, one Check by curl must show grpc-status 0 and the SERVING message 08 01, e.g.",
+        "curl -sS --http2-prior-knowledge -H 'content-type: application/grpc' -H 'te: trailers' \\",
+        "  --data-binary @check.bin -D - -o body http://127.0.0.1:50051/grpc.health.v1.Health/Check",
+        "# load (pinned to CPU 1); check.bin is the 5-byte frame 00 00 00 00 00, check.txt is AAAAAAA=",
+        *[
+            shlex.join(h2load_command(Server(h2c, None, 50051, 50051, 0), m, args.seconds,
+                                      Path("check.txt" if m == "text-h1" else "check.bin"), Path("h2load.log")))
+            for m in MODES
+        ],
+        "# fan-out (client pinned to CPU 1; healthweb flips through its admin API, tonic-default on SIGUSR1)",
+        "taskset -c 1 target/release/watch-fanout --url http://127.0.0.1:50051 --pid SERVER_PID \\",
+        "  --streams N --per-conn 1000 --service bench --admin 127.0.0.1:50053",
+        "# start-up and idle RSS",
+        "target/release/first-check --url http://127.0.0.1:50051 --runs 5 -- taskset -c 0 SERVER_COMMAND...",
+        "```",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write(section: str) -> None:
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    text = OUT.read_text() if OUT.exists() else f"# Benchmarks\n\n{begin}\n{end}\n"
+    if begin not in text or end not in text:
+        text += f"\n{begin}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    OUT.write_text(f"{head}{begin}\n{section}{end}{tail}")
+    log(f"wrote {OUT.relative_to(ROOT)}")
+
+
+def main() -> None:
+    started = time.monotonic()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="1 round, 2 s per cell, fan-out 1000 only, 2 starts")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=3)
+    ap.add_argument("--starts", type=int, default=5)
+    ap.add_argument("--fanout", default="1000,10000,100000")
+    ap.add_argument("--no-write", action="store_true", help="print the tables only")
+    ap.add_argument("--no-build", action="store_true", help="reuse target/release as it is")
+    args = ap.parse_args()
+    args.argv = sys.argv[1:]
+    if args.quick:
+        args.rounds, args.seconds, args.starts, args.fanout = 1, 2, 2, "1000"
+    if (os.cpu_count() or 1) < 2:
+        sys.exit("needs 2 CPUs: the server runs on CPU 0 and the load on CPU 1")
+
+    install(args.no_build)
+    all_peers = peers()
+    size = browser_size()
+    log("phase 1/3: Check throughput")
+    thr = throughput(all_peers, args.rounds, args.seconds)
+    log("phase 2/3: Watch fan-out")
+    fan = fanout([int(n) for n in args.fanout.split(",") if n], all_peers)
+    log("phase 3/3: footprint")
+    foot = footprint(all_peers, args.starts)
+    section = report(args, thr, fan, foot, size, all_peers, started)
+    print(section)
+    if not args.no_write:
+        write(section)
+
+
+if __name__ == "__main__":
+    main()
