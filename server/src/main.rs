@@ -210,10 +210,12 @@ struct RemoveArgs {
     name: String,
 }
 
-/// mimalloc gives freed memory back to the system soon after it is freed: glibc's
-/// malloc kept ~60 MiB after 10k Watch streams had closed (see BENCHMARKS.md).
+/// jemalloc, with a background thread that returns freed pages within about a second
+/// (`JEMALLOC_SYS_WITH_MALLOC_CONF` in `.cargo/config.toml`): glibc's malloc kept
+/// ~60 MiB after 10k Watch streams had closed, and mimalloc all of it (BENCHMARKS.md).
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const BAD_ARGUMENTS: u8 = 1;
 const CANNOT_CONNECT: u8 = 2;
