@@ -64,13 +64,7 @@ fn a_bad_file_at_start_is_an_error_naming_the_place() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[services]\na = 3\n").unwrap();
-    let (code, _, stderr) = run_cli(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--config",
-        path.to_str().unwrap(),
-    ]);
+    let (code, _, stderr) = serve_with_config(&path);
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains("invalid config file") && stderr.contains("line 2"),
@@ -173,14 +167,19 @@ fn bad_upstream_entries_are_config_errors() {
         ),
     ] {
         std::fs::write(&path, format!("[[upstream]]\n{entry}\n")).unwrap();
-        let (code, _, stderr) = run_cli(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            path.to_str().unwrap(),
-        ]);
+        let (code, _, stderr) = serve_with_config(&path);
         assert_eq!(code, 1, "{entry}");
         assert!(stderr.contains(needle), "{entry}: {stderr}");
     }
+}
+
+/// Runs `healthweb serve` with the config file `path`; for files it must refuse.
+fn serve_with_config(path: &std::path::Path) -> (i32, String, String) {
+    run_cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        path.to_str().unwrap(),
+    ])
 }

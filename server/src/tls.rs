@@ -43,19 +43,11 @@ pub enum TlsError {
 }
 
 fn load_certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let error = |reason: String| TlsError::Load {
+    healthweb_client::native::pem_certs(path).map_err(|reason| TlsError::Load {
         what,
         path: path.to_owned(),
         reason,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| error(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| error(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(error("no PEM CERTIFICATE block found".into()));
-    }
-    Ok(certs)
+    })
 }
 
 impl TlsFiles {

@@ -29,6 +29,7 @@ use tower::{ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 
 use crate::{Client, Options};
 use connector::Connector;
+pub use tls::pem_certs;
 
 /// Which wire a native client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

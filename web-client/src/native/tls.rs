@@ -12,18 +12,23 @@ use rustls::{
 
 use super::{ConnectError, Protocol, TlsOptions};
 
-fn certs(what: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, ConnectError> {
-    let fail = |e: String| {
-        ConnectError::Invalid(format!("cannot load {what} from {}: {e}", path.display()))
-    };
+/// The certificates of a PEM file; the reason, if none can be had. The server's TLS
+/// setup reads its own files with it too.
+pub fn pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| e.to_string())?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| e.to_string())?;
     if certs.is_empty() {
-        return Err(fail("no PEM CERTIFICATE block found".into()));
+        return Err("no PEM CERTIFICATE block found".into());
     }
     Ok(certs)
+}
+
+fn certs(what: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, ConnectError> {
+    pem_certs(path).map_err(|e| {
+        ConnectError::Invalid(format!("cannot load {what} from {}: {e}", path.display()))
+    })
 }
 
 /// Builds the client configuration; ALPN offers `h2` for native gRPC and
