@@ -3,7 +3,8 @@
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
-export PATH := $(HOME)/.cargo/bin:$(PATH)
+# `cargo install` puts tools in $CARGO_HOME/bin (default ~/.cargo/bin).
+export PATH := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin:$(HOME)/.cargo/bin:$(PATH)
 
 TOOLS := .tools
 VENV := $(TOOLS)/venv
@@ -11,12 +12,13 @@ VENV := $(TOOLS)/venv
 WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PKG := www/pkg
+TARGET_DIR = $${CARGO_TARGET_DIR:-target}
 
 .PHONY: run build server pkg test test-deps wasm-deps browser-deps python-deps lint size bench
 
 ## run: build everything, then serve the status page on http://127.0.0.1:8080
 run: build
-	$${CARGO_TARGET_DIR:-target}/release/healthweb serve --listen 127.0.0.1:8080 --www www
+	$(TARGET_DIR)/release/healthweb serve --listen 127.0.0.1:8080 --www www
 
 ## build: target/release/healthweb and www/pkg, without running
 build: server pkg
@@ -27,10 +29,11 @@ server:
 pkg: wasm-deps
 	wasm-pack build web-client --target web --out-dir ../$(PKG) --profile wasm-release
 
-## test: every test (Rust, browser, interop); installs Chromium and grpcio if missing
-test: test-deps build
+## test: every test (Rust, browser, interop); installs Chromium and grpcio if missing.
+## One debug build: the browser tests run the `healthweb` that `cargo test` built.
+test: test-deps
 	cargo test -p healthweb-proto -p healthweb-server -p healthweb-client --features healthweb-client/native
-	tests/browser/run.sh
+	HEALTHWEB_BIN=$(TARGET_DIR)/debug/healthweb tests/browser/run.sh
 
 test-deps: wasm-deps browser-deps python-deps
 

@@ -34,11 +34,11 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +48,7 @@ BENCH = ROOT / "bench"
 PEERS = BENCH / "peers"
 TOOLS = ROOT / ".tools"
 VENV = TOOLS / "bench-venv"
-RELEASE = ROOT / "target" / "release"
+RELEASE = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target").resolve() / "release"
 OUT = ROOT / "BENCHMARKS.md"
 SERVER_CPU, LOAD_CPU = "0", "1"
 CHECK_PATH = "/grpc.health.v1.Health/Check"
@@ -79,9 +79,9 @@ class Peer:
 
     name: str
     what: str
-    command: list[str]  # {port}, {port1}, {admin} are filled in
+    command: list[str]  # {port}, {port1}, {admin} are filled in (0: the server picks)
     modes: tuple[str, ...]
-    h1_port: bool = False  # HTTP/1.1 on a second port ({port1})
+    h1_port: bool = False  # HTTP/1.1 on a second port ({port1}), printed as `http/1.1 listening on URL`
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -157,23 +157,41 @@ def run(cmd: list[str], **kw) -> str:
     return done.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+LISTENING = re.compile(r"^(listening|http/1\.1 listening|admin listening) on http://127\.0\.0\.1:(\d+)$")
 
 
-def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"server exited with {proc.returncode}: {' '.join(proc.args)}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    sys.exit(f"nothing listens on port {port} after {timeout}s: {' '.join(proc.args)}")
+class Lines:
+    """Reads a child's stderr in a thread, whole lines only (a pipe hands over any
+    number of bytes, and a port read from half a line is a wrong port), and keeps
+    reading so the child never blocks on a full pipe."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.lines: list[str] = []
+        self.cond = threading.Condition()
+        self.proc = proc
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for raw in self.proc.stderr:
+            with self.cond:
+                self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def ports(self, wanted: set[str], timeout: float = 30) -> dict[str, int]:
+        """Waits for a `WHAT listening on URL` line for each of `wanted`."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                found = {m[1]: int(m[2]) for m in map(LISTENING.match, self.lines) if m}
+                if wanted <= found.keys():
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    why = f"exited with {self.proc.returncode}" if self.proc.poll() is not None else f"printed no address in {timeout}s"
+                    sys.exit(f"{' '.join(self.proc.args)} {why}; its stderr:\n" + "\n".join(self.lines))
+                self.cond.wait(min(left, 0.5))
 
 
 @dataclass
@@ -199,25 +217,27 @@ class Server:
         RUNNING.remove(self.proc)
 
 
-def fill(peer: Peer, port: int, port1: int, admin: int) -> list[str]:
+def fill(peer: Peer, port: int = 0, port1: int = 0, admin: int = 0) -> list[str]:
     return [a.format(port=port, port1=port1, admin=admin) for a in peer.command]
 
 
 def start(peer: Peer) -> Server:
-    port, port1, admin = free_port(), free_port(), free_port()
-    cmd = ["taskset", "-c", SERVER_CPU, *fill(peer, port, port1, admin)]
+    cmd = ["taskset", "-c", SERVER_CPU, *fill(peer)]
     proc = subprocess.Popen(
         cmd,
         env={**os.environ, **peer.env},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     RUNNING.append(proc)
-    wait_listening(port, proc)
+    wanted = {"listening"}
     if peer.h1_port:
-        wait_listening(port1, proc)
-    return Server(peer, proc, port, port1, admin)
+        wanted.add("http/1.1 listening")
+    if "{admin}" in " ".join(peer.command):
+        wanted.add("admin listening")
+    found = Lines(proc).ports(wanted)
+    return Server(peer, proc, found["listening"], found.get("http/1.1 listening", 0), found.get("admin listening", 0))
 
 
 # ---------------------------------------------------------------- checks
@@ -404,10 +424,9 @@ def fanout(sizes: list[int], all_peers: list[Peer]) -> list[dict]:
 def footprint(all_peers: list[Peer], runs: int) -> dict:
     out = {}
     for peer in all_peers:
-        port, port1, admin = free_port(), free_port(), free_port()
         cmd = [
-            str(RELEASE / "first-check"), "--url", f"http://127.0.0.1:{port}", "--runs", str(runs), "--",
-            "taskset", "-c", SERVER_CPU, *fill(peer, port, port1, admin),
+            str(RELEASE / "first-check"), "--runs", str(runs), "--",
+            "taskset", "-c", SERVER_CPU, *fill(peer),
         ]
         res = json.loads(run(["taskset", "-c", LOAD_CPU, *cmd], env={**os.environ, **peer.env}, timeout=120))
         out[peer.name] = {
@@ -597,10 +616,10 @@ def report(args, thr: dict, fan: list[dict], foot: dict, size: dict | None, all_
         "### Commands",
         "",
         "```sh",
-        "# servers (each pinned to CPU 0; ports are picked free at run time)",
+        "# servers (each pinned to CPU 0; run here with port 0, the address read from its `listening on` line)",
         *[
             shlex.join([*(f"{k}={v}" for k, v in p.env.items()), "taskset", "-c", "0", *fill(p, 50051, 50052, 50053)])
-            .replace(str(ROOT) + "/", "")
+            .replace(str(RELEASE), "target/release").replace(str(ROOT) + "/", "")
             for p in all_peers
         ],
         "# before each cell, one Check by curl must show grpc-status 0 and the SERVING message 08 01, e.g.",
@@ -616,7 +635,7 @@ def report(args, thr: dict, fan: list[dict], foot: dict, size: dict | None, all_
         "taskset -c 1 target/release/watch-fanout --url http://127.0.0.1:50051 --pid SERVER_PID \\",
         "  --streams N --per-conn 1000 --service bench --admin 127.0.0.1:50053",
         "# start-up and idle RSS",
-        "target/release/first-check --url http://127.0.0.1:50051 --runs 5 -- taskset -c 0 SERVER_COMMAND...",
+        "target/release/first-check --runs 5 -- taskset -c 0 SERVER_COMMAND_ON_PORT_0...",
         "```",
     ]
     return "\n".join(lines) + "\n"

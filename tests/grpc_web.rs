@@ -12,7 +12,9 @@ use healthweb_proto::pb::{
 use http::Method;
 use prost::Message;
 
-use crate::util::{Raw, TestServer, WebReply, Wire, decode_web, frame, raw, req, status_of};
+use crate::util::{
+    Raw, TestServer, WebReply, Wire, decode_web, frame, raw, req, status_of, within,
+};
 
 #[derive(Clone, Copy, Debug)]
 enum Encoding {
@@ -95,19 +97,27 @@ async fn check_in_every_mode() {
 #[tokio::test]
 async fn watch_streams_changes_until_the_deadline_in_every_mode() {
     let server = TestServer::start().await;
-    for mode in MODES {
-        server.registry.set("w", ServingStatus::Serving).unwrap();
+    for (i, mode) in MODES.into_iter().enumerate() {
+        let name = format!("w{i}");
+        server.registry.set(&name, ServingStatus::Serving).unwrap();
         let registry = server.registry.clone();
+        let service = name.clone();
+        // The change comes once the stream is open, whatever the machine's speed.
         let flip = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            registry.set("w", ServingStatus::NotServing).unwrap();
+            within(async {
+                while registry.watcher_count(&service) == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+            .await;
+            registry.set(&service, ServingStatus::NotServing).unwrap();
         });
         let (_, reply) = call(
             &server,
             mode,
             "Watch",
-            frame(&req("w")),
-            &[("grpc-timeout", "600m")],
+            frame(&req(&name)),
+            &[("grpc-timeout", "2S")],
         )
         .await;
         flip.await.unwrap();

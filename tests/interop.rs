@@ -4,14 +4,14 @@
 //! `.tools/venv`; HEALTHWEB_PYTHON points elsewhere.
 
 use std::{
-    io::{BufRead, BufReader},
     path::PathBuf,
     process::{Command, Stdio},
+    sync::mpsc::Receiver,
 };
 
 use healthweb_proto::pb::health_check_response::ServingStatus;
 
-use crate::util::{LIMIT, TestServer};
+use crate::util::{LIMIT, TestServer, drain, lines};
 
 pub fn python() -> PathBuf {
     if let Ok(path) = std::env::var("HEALTHWEB_PYTHON") {
@@ -43,13 +43,7 @@ async fn grpcio_checks_watches_and_lists() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = lines(child.stdout.take().unwrap());
     let mut lines = Vec::new();
     loop {
         let line = rx
@@ -89,7 +83,8 @@ async fn grpcio_checks_watches_and_lists() {
 pub struct Peer {
     child: std::process::Child,
     stdin: std::process::ChildStdin,
-    stdout: BufReader<std::process::ChildStdout>,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
     pub port: u16,
 }
 
@@ -105,23 +100,21 @@ impl Peer {
             .env("GRPC_VERBOSITY", "ERROR")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let port = line
-            .trim()
+        let mut peer = Self {
+            stdin: child.stdin.take().unwrap(),
+            stdout: lines(child.stdout.take().unwrap()),
+            stderr: lines(child.stderr.take().unwrap()),
+            child,
+            port: 0,
+        };
+        let line = peer.line("its port");
+        peer.port = line
             .parse()
             .unwrap_or_else(|_| panic!("grpcio server said {line:?}"));
-        Self {
-            child,
-            stdin,
-            stdout,
-            port,
-        }
+        peer
     }
 
     /// Sets `name` ("" for the server) to `status`, as the grpcio servicer spells it.
@@ -129,9 +122,17 @@ impl Peer {
         use std::io::Write;
         let name = if name.is_empty() { "-" } else { name };
         writeln!(self.stdin, "{name} {status}").unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ok");
+        assert_eq!(self.line("ok"), "ok");
+    }
+
+    /// The next line of its stdout, within [`LIMIT`].
+    fn line(&self, what: &str) -> String {
+        self.stdout.recv_timeout(LIMIT).unwrap_or_else(|_| {
+            panic!(
+                "the grpcio server printed no {what} within {LIMIT:?}; its stderr: {:#?}",
+                drain(&self.stderr)
+            )
+        })
     }
 }
 

@@ -81,7 +81,12 @@ async fn a_watched_upstream_flip_is_taken_at_once_and_reaches_grpc_web_watchers(
         )
         .await
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    within(async {
+        while web.registry.watcher_count("payments") == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
     upstream_server
         .registry
         .set("pay", ServingStatus::NotServing)
@@ -161,7 +166,7 @@ async fn hanging_refusing_garbage_and_slow_upstreams_go_not_serving_without_dela
     };
     let hanging = misbehaving(b"", false).await;
     let garbage = misbehaving(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nxyz", true).await;
-    let slow = slow_server(Duration::from_secs(2)).await;
+    let slow = slow_server(Duration::from_secs(30)).await;
     let mut monitor = Monitor::new(web.registry.clone());
     let fast_fail = "unhealthy_threshold = 2\nwatch = false";
     monitor.apply(&[
@@ -182,8 +187,8 @@ async fn hanging_refusing_garbage_and_slow_upstreams_go_not_serving_without_dela
         let seen = report(&monitor, name);
         assert!(seen.error.is_some(), "{name}: {seen:?}");
         assert!(
-            seen.latency_ms.unwrap() < 1000.0,
-            "{name}: the 300 ms timeout held: {seen:?}"
+            seen.latency_ms.unwrap() < 10_000.0,
+            "{name}: the 300 ms timeout held, not the 30 s answer: {seen:?}"
         );
     }
     assert!(

@@ -10,7 +10,9 @@ use http::Method;
 use nix::sys::signal::Signal;
 use tokio::io::AsyncWriteExt;
 
-use crate::util::{Binary, Wire, client, decode_web, frame, raw, req, status_of, within};
+use crate::util::{
+    Binary, Wire, client, collect, decode_web, frame, req, send, status_of, within,
+};
 
 #[tokio::test]
 async fn sigterm_tells_watchers_then_drains_within_the_grace() {
@@ -23,23 +25,22 @@ async fn sigterm_tells_watchers_then_drains_within_the_grace() {
         assert_eq!(status_of(first.status), ServingStatus::Serving);
     }
     // A gRPC-Web watcher over HTTP/1.1, and a client that never finishes its headers.
-    let url = format!("{}/grpc.health.v1.Health/Watch", server.url());
-    let web = tokio::spawn(async move {
-        raw(
-            Wire::Http1,
-            &url,
-            Method::POST,
-            &[("content-type", "application/grpc-web+proto")],
-            frame(&req("")),
-        )
-        .await
-    });
     let mut stuck = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     stuck
         .write_all(b"POST /grpc.health.v1.Health/Check HTTP/1.1\r\n")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let url = format!("{}/grpc.health.v1.Health/Watch", server.url());
+    // Its head has arrived: the server holds the stream open.
+    let web = send(
+        Wire::Http1,
+        &url,
+        Method::POST,
+        &[("content-type", "application/grpc-web+proto")],
+        frame(&req("")),
+    )
+    .await;
+    let web = tokio::spawn(collect(web));
 
     let start = Instant::now();
     server.signal(Signal::SIGTERM);

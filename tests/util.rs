@@ -21,7 +21,8 @@ use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::Channel;
 
 /// Every wait in the tests is bounded by this.
-pub const LIMIT: Duration = Duration::from_secs(10);
+/// Generous, for a slow and busy machine: only a failing test ever waits this long.
+pub const LIMIT: Duration = Duration::from_secs(30);
 
 /// A server running in this process.
 pub struct TestServer {
@@ -92,6 +93,25 @@ pub async fn within<F: std::future::Future>(future: F) -> F::Output {
         .expect("timed out")
 }
 
+/// The whole lines a child writes to `pipe`, as they come: a reader thread
+/// hands over only complete lines, never a line cut where a pipe read ended.
+pub fn lines(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Everything already received, for a failure message.
+pub fn drain(lines: &mpsc::Receiver<String>) -> Vec<String> {
+    lines.try_iter().collect()
+}
+
 /// The real `healthweb` binary, killed when dropped.
 pub struct Binary {
     pub child: Child,
@@ -112,15 +132,7 @@ impl Binary {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let (tx, stderr) = mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let stderr = lines(child.stderr.take().unwrap());
         let mut binary = Self {
             child,
             addr: "0.0.0.0:0".parse().unwrap(),
@@ -134,7 +146,7 @@ impl Binary {
         let mut seen = Vec::new();
         while binary.addr.port() == 0 || (want_admin && binary.admin.is_none()) {
             let line = binary.stderr.recv_timeout(LIMIT).unwrap_or_else(|_| {
-                panic!("healthweb did not report its address; stderr: {seen:?}")
+                panic!("healthweb printed no address within {LIMIT:?}; its stderr: {seen:#?}")
             });
             if let Some(addr) = addr_of(&line, "listening on http://")
                 .or_else(|| addr_of(&line, "listening on https://"))
@@ -232,6 +244,18 @@ pub async fn raw(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Raw {
+    collect(send(wire, url, method, headers, body).await).await
+}
+
+/// Sends one HTTP request with `body`; returns once the response's head arrives,
+/// so a streaming call (Watch) is known to be open.
+pub async fn send(
+    wire: Wire,
+    url: &str,
+    method: http::Method,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> http::Response<hyper::body::Incoming> {
     let mut request = http::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -250,6 +274,11 @@ pub async fn raw(
             Wire::Http2 => http::Version::HTTP_2,
         }
     );
+    response
+}
+
+/// Reads the rest of a response.
+pub async fn collect(response: http::Response<hyper::body::Incoming>) -> Raw {
     let (parts, body) = response.into_parts();
     let body = within(body.collect()).await.unwrap().to_bytes();
     Raw {

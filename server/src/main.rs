@@ -217,6 +217,18 @@ struct RemoveArgs {
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// Writes one line to stderr with a single `write`, so a reader never sees half of it.
+/// `eprintln!` writes each piece of its format separately (`listening on `, the
+/// scheme, each octet of the address, the port...), and a test that read the
+/// pipe as it came once took `http://127.0.0.` for the whole address.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let line = format!("{}\n", format_args!($($arg)*));
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }};
+}
+
 const BAD_ARGUMENTS: u8 = 1;
 const CANNOT_CONNECT: u8 = 2;
 const REFUSED: u8 = 3;
@@ -243,7 +255,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("healthweb: cannot start the async runtime: {error}");
+            say!("healthweb: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -303,7 +315,7 @@ async fn admin_call(addr: &str, name: &str, status: Option<&str>) -> u8 {
     if let Some(word) = status
         && let Err(error) = word.parse::<healthweb_server::status::StatusWord>()
     {
-        eprintln!("healthweb: {error}");
+        say!("healthweb: {error}");
         return BAD_ARGUMENTS;
     }
     match admin::call(addr, name, status).await {
@@ -312,11 +324,11 @@ async fn admin_call(addr: &str, name: &str, status: Option<&str>) -> u8 {
             0
         }
         Err(error @ admin::AdminError::Connect { .. }) => {
-            eprintln!("healthweb: {error}");
+            say!("healthweb: {error}");
             CANNOT_CONNECT
         }
         Err(error) => {
-            eprintln!("healthweb: the server refused: {error}");
+            say!("healthweb: the server refused: {error}");
             REFUSED
         }
     }
@@ -327,7 +339,7 @@ async fn serve(args: ServeArgs) -> u8 {
         && !addr.ip().is_loopback()
         && !args.admin_allow_remote
     {
-        eprintln!(
+        say!(
             "healthweb: --admin-listen {addr} is not a loopback address and the admin API has no \
              authentication; bind 127.0.0.1 or pass --admin-allow-remote"
         );
@@ -343,7 +355,7 @@ async fn serve(args: ServeArgs) -> u8 {
             match files.server_config() {
                 Ok(config) => Some(config),
                 Err(error) => {
-                    eprintln!("healthweb: {error}");
+                    say!("healthweb: {error}");
                     return BAD_ARGUMENTS;
                 }
             }
@@ -356,7 +368,7 @@ async fn serve(args: ServeArgs) -> u8 {
     let upstreams = match configured.apply(&registry) {
         Ok(upstreams) => upstreams,
         Err(error) => {
-            eprintln!("healthweb: {error}");
+            say!("healthweb: {error}");
             return BAD_ARGUMENTS;
         }
     };
@@ -384,7 +396,7 @@ async fn serve(args: ServeArgs) -> u8 {
     let (terminate, hangup) = match (signals::Terminate::install(), signals::Hangup::install()) {
         (Ok(terminate), Ok(hangup)) => (terminate, hangup),
         (Err(error), _) | (_, Err(error)) => {
-            eprintln!("healthweb: cannot catch signals: {error}");
+            say!("healthweb: cannot catch signals: {error}");
             return BAD_ARGUMENTS;
         }
     };
@@ -432,17 +444,17 @@ async fn serve(args: ServeArgs) -> u8 {
     let grace = options.shutdown_grace;
     let stopped = async move {
         terminate.recv().await;
-        eprintln!(
+        say!(
             "shutting down: every service is NOT_SERVING; draining for at most {}",
             humantime::format_duration(grace)
         );
         stop_tx.send_replace(true);
     };
     if let Err(error) = healthweb_server::run(listener, registry, &options, stopped).await {
-        eprintln!("healthweb: {error}");
+        say!("healthweb: {error}");
         return BAD_ARGUMENTS;
     }
-    eprintln!("stopped");
+    say!("stopped");
     0
 }
 
@@ -451,11 +463,11 @@ async fn bind(addr: SocketAddr, what: &str, scheme: &str) -> Result<TcpListener,
         Ok(listener) => {
             let local = listener.local_addr().unwrap_or(addr);
             // Tests and scripts read this line to learn a port-0 address.
-            eprintln!("{what} on {scheme}://{local}");
+            say!("{what} on {scheme}://{local}");
             Ok(listener)
         }
         Err(error) => {
-            eprintln!("healthweb: cannot listen on {addr}: {error}");
+            say!("healthweb: cannot listen on {addr}: {error}");
             Err(CANNOT_CONNECT)
         }
     }

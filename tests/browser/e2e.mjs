@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -30,12 +31,12 @@ async function cleanup() {
   await browser?.close().catch(() => {});
 }
 const guard = setTimeout(async () => {
-  console.error("e2e: FAILED, still running after 150 s");
+  console.error("e2e: FAILED, still running after 300 s");
   await cleanup();
   process.exit(1);
-}, 150_000);
+}, 300_000);
 
-/** Starts `healthweb serve` and resolves once it prints both addresses. */
+/** Starts `healthweb serve` and resolves once it has printed both addresses. */
 function serve(listen, ...args) {
   const proc = spawn(bin, [
     "serve", "--listen", listen, "--admin-listen", "127.0.0.1:0", "--www", join(root, "www"),
@@ -44,16 +45,23 @@ function serve(listen, ...args) {
   servers.add(proc);
   proc.on("exit", () => servers.delete(proc));
   return new Promise((resolve, reject) => {
-    let log = "";
-    const timer = setTimeout(() => reject(new Error(`healthweb did not start:\n${log}`)), 10_000);
-    proc.on("exit", (code) => reject(new Error(`healthweb exited with ${code}:\n${log}`)));
-    proc.stderr.on("data", (chunk) => {
-      log += chunk;
-      const url = log.match(/^listening on (http:\S+)/m)?.[1];
-      const admin = log.match(/^admin listening on (http:\S+)/m)?.[1];
-      if (url && admin) {
+    // Whole lines only: a pipe hands over any number of bytes, and an address
+    // matched in a chunk that ends mid-line is a cut address.
+    const lines = [];
+    const found = {};
+    const fail = (why) => {
+      clearTimeout(timer);
+      reject(new Error(`healthweb ${why}; its stderr:\n${lines.join("\n")}`));
+    };
+    const timer = setTimeout(() => fail("printed no address within 30 s"), 30_000);
+    proc.on("exit", (code, signal) => fail(`exited (${code ?? signal})`));
+    createInterface({ input: proc.stderr, crlfDelay: Infinity }).on("line", (line) => {
+      lines.push(line);
+      const [, what, url] = line.match(/^(admin listening|listening) on (https?:\/\/\S+)$/) ?? [];
+      if (what) found[what] = url;
+      if (found.listening && found["admin listening"]) {
         clearTimeout(timer);
-        resolve({ proc, url, admin });
+        resolve({ proc, url: found.listening, admin: found["admin listening"], lines });
       }
     });
   });
@@ -82,7 +90,7 @@ const everyRow = (page, state) =>
       return rows.length > 0 && rows.every((li) => li.dataset.state === state);
     },
     state,
-    { timeout: 15_000 },
+    { timeout: 30_000 },
   );
 
 async function main() {
@@ -114,14 +122,15 @@ async function main() {
   }
   ok("every service listed with its status");
 
-  // A change made through the admin API shows within 1 s, without a reload.
+  // A change made through the admin API shows without a reload. It takes tens of ms;
+  // the deadline has room for a busy machine, and the time taken is reported.
   const changed = Date.now();
   await admin(first, "PUT", "search", "NOT_SERVING");
-  await page.waitForSelector(`${row("search")}[data-status="NOT_SERVING"]`, { timeout: 1_000 });
+  await page.waitForSelector(`${row("search")}[data-status="NOT_SERVING"]`, { timeout: 5_000 });
   assert.match(await page.locator(`${row("search")} .status`).innerText(), /Not serving/);
   ok(`status change shown after ${Date.now() - changed} ms`);
   await page.waitForFunction((sel) => /changed [1-9]\d* s ago/.test(document.querySelector(sel).innerText),
-    `${row("search")} .since`, { timeout: 3_000 });
+    `${row("search")} .since`, { timeout: 10_000 });
   ok("time since the change ticks");
 
   mkdirSync(join(root, "docs"), { recursive: true });
@@ -147,7 +156,7 @@ async function main() {
   const second = await serve(address, ...services);
   await everyRow(page, "live");
   // The new server starts with search SERVING again: the page shows fresh data.
-  await page.waitForSelector(`${row("search")}[data-status="SERVING"]`, { timeout: 5_000 });
+  await page.waitForSelector(`${row("search")}[data-status="SERVING"]`, { timeout: 15_000 });
   ok("the page recovered after a restart");
 
   // An endpoint that cannot be reached says so.
@@ -181,7 +190,7 @@ async function main() {
     `${row("payments")} .detail`, { timeout: 10_000 });
   const flipped = Date.now();
   await admin(upstream, "PUT", "pay", "NOT_SERVING");
-  await page.waitForSelector(`${row("payments")}[data-status="NOT_SERVING"]`, { timeout: 3_000 });
+  await page.waitForSelector(`${row("payments")}[data-status="NOT_SERVING"]`, { timeout: 10_000 });
   ok(`an upstream's change shown after ${Date.now() - flipped} ms`);
   await stop(upstream);
   await page.waitForFunction((sel) => /last error: .*(refused|UNAVAILABLE|ended)/.test(document.querySelector(sel).innerText),

@@ -26,8 +26,12 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   timeout 900 $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver
 fi
 
-cargo build --bin healthweb
-export HEALTHWEB_BIN=${HEALTHWEB_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/healthweb}
+# `make test` passes the binary its `cargo test` built; run alone, this builds one.
+if [ -z "${HEALTHWEB_BIN:-}" ]; then
+  cargo build --bin healthweb
+  HEALTHWEB_BIN=${CARGO_TARGET_DIR:-$root/target}/debug/healthweb
+fi
+export HEALTHWEB_BIN
 wasm-pack build web-client --target web --out-dir ../www/pkg --profile wasm-release
 
 # A free port for wasm-bindgen-test's page, so the server can allow exactly that origin.
@@ -35,18 +39,36 @@ free_port() {
   node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'
 }
 
+# The complete lines of a file another process is still writing: its last line
+# may be only half written, and a half-written address is a wrong address.
+whole_lines() {
+  head -n "$(wc -l <"$1")" "$1"
+}
+
+# Waits up to 30 s until `whole_lines FILE` has a line matching the regex.
+wait_for_line() {
+  local file=$1 regex=$2
+  for _ in $(seq 300); do
+    whole_lines "$file" | grep -qE "$regex" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # Starts `healthweb serve ARGS...`; sets $url and $admin once it listens.
 start_server() {
   local log=$tmp/server-$RANDOM.log
   "$HEALTHWEB_BIN" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --www www "$@" 2>"$log" &
   pids+=($!)
-  for _ in $(seq 100); do
-    grep -q '^admin listening on' "$log" && grep -q '^listening on' "$log" && break
-    sleep 0.1
-  done
-  url=$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$log")
-  admin=$(sed -n 's/^admin listening on \(http:[^ ]*\).*/\1/p' "$log")
-  [ -n "$url" ] && [ -n "$admin" ] || { cat "$log" >&2; echo "run.sh: the server did not start" >&2; exit 1; }
+  if wait_for_line "$log" '^listening on ' && wait_for_line "$log" '^admin listening on '; then
+    url=$(whole_lines "$log" | sed -n 's/^listening on \(http:[^ ]*\)$/\1/p')
+    admin=$(whole_lines "$log" | sed -n 's/^admin listening on \(http:[^ ]*\)$/\1/p')
+  fi
+  if [ -z "${url:-}" ] || [ -z "${admin:-}" ]; then
+    echo "run.sh: healthweb printed no address within 30 s; its stderr:" >&2
+    cat "$log" >&2
+    exit 1
+  fi
 }
 
 # --- 1. wasm-bindgen-test --------------------------------------------------------------
@@ -58,7 +80,8 @@ start_server --service api=SERVING --service db=NOT_SERVING --service flip=SERVI
 node -e 'const s = require("net").createServer(() => {}).listen(0, "127.0.0.1", () => console.log(s.address().port))' \
   >"$tmp/hung.port" &
 pids+=($!)
-for _ in $(seq 50); do [ -s "$tmp/hung.port" ] && break; sleep 0.1; done
+wait_for_line "$tmp/hung.port" '^[0-9]+$' || { echo "run.sh: the hung listener did not start" >&2; exit 1; }
+hung_port=$(whole_lines "$tmp/hung.port")
 
 # The watch test follows `flip` through its changes.
 (
@@ -72,7 +95,7 @@ for _ in $(seq 50); do [ -s "$tmp/hung.port" ] && break; sleep 0.1; done
 pids+=($!)
 
 HEALTHWEB_TEST_URL=$url \
-HEALTHWEB_TEST_HUNG_URL="http://127.0.0.1:$(cat "$tmp/hung.port")" \
+HEALTHWEB_TEST_HUNG_URL="http://127.0.0.1:$hung_port" \
 WASM_BINDGEN_TEST_ADDRESS="127.0.0.1:$test_port" \
 WASM_BINDGEN_TEST_WEBDRIVER_JSON="$root/$here/webdriver.json" \
 WASM_BINDGEN_TEST_TIMEOUT=120 \
@@ -82,4 +105,4 @@ WASM_BINDGEN_TEST_TIMEOUT=120 \
 if [ ! -d "$here/node_modules/playwright-core" ]; then
   (cd "$here" && timeout 300 npm ci --no-audit --no-fund)
 fi
-timeout 300 node "$here/e2e.mjs"
+timeout 600 node "$here/e2e.mjs"
