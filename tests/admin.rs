@@ -61,7 +61,7 @@ async fn an_unknown_status_word_is_a_400_listing_the_words() {
     .await;
     assert_eq!(
         String::from_utf8_lossy(&list.body),
-        r#"{"services":{"":"SERVING"},"shut_down":false}"#
+        r#"{"services":{"":"SERVING"},"shut_down":false,"watchers":{}}"#
     );
 }
 

@@ -3,7 +3,8 @@
 //! `healthweb set` and `healthweb remove`.
 //!
 //! # Routes
-//! - `GET /services`: every service and its status, as JSON.
+//! - `GET /services`: every service and its status, and how many Watch streams
+//!   follow each watched name, as JSON.
 //! - `PUT /services?name=NAME` with the status word as the body: set it.
 //! - `DELETE /services?name=NAME`: remove it (Check then answers NOT_FOUND).
 //! - `POST /shutdown`: every service NOT_SERVING, later changes ignored.
@@ -60,6 +61,7 @@ async fn list(State(registry): State<HealthRegistry>) -> Response {
     axum::Json(serde_json::json!({
         "services": services,
         "shut_down": registry.is_shut_down(),
+        "watchers": registry.watchers(),
     }))
     .into_response()
 }

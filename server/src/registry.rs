@@ -197,6 +197,16 @@ impl HealthRegistry {
             .map_or(0, watch::Sender::receiver_count)
     }
 
+    /// How many Watch streams follow each name that has any, registered or not.
+    pub fn watchers(&self) -> BTreeMap<String, usize> {
+        self.read()
+            .services
+            .iter()
+            .map(|(name, tx)| (name.clone(), tx.receiver_count()))
+            .filter(|(_, count)| *count > 0)
+            .collect()
+    }
+
     /// How many names have a channel (registered, or watched while unknown).
     pub fn channel_count(&self) -> usize {
         self.read().services.len()
@@ -294,6 +304,7 @@ mod tests {
         let second = registry.watch("later");
         assert_eq!(registry.channel_count(), 2);
         assert_eq!(registry.check("later"), None);
+        assert_eq!(registry.watchers(), BTreeMap::from([("later".into(), 2)]));
         drop(first);
         assert_eq!(registry.channel_count(), 2);
         drop(second);
