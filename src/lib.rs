@@ -16,9 +16,6 @@ pub mod pb {
     pub use crate::generated::*;
 }
 
-/// The fully-qualified gRPC service name, `grpc.health.v1.Health`.
-pub const SERVICE_NAME: &str = "grpc.health.v1.Health";
-
 /// The encoded `FileDescriptorSet` of `health.proto`, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/health_descriptor.bin"));

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use healthweb_proto::pb::health_check_response::ServingStatus;
-use healthweb_server::{ConnectionLimits, ServerOptions};
 use http::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -159,14 +158,8 @@ async fn unknown_methods_and_services_are_unimplemented_by_name() {
 
 #[tokio::test]
 async fn slow_headers_are_cut_off() {
-    let server = TestServer::with(ServerOptions {
-        connections: ConnectionLimits {
-            header_read_timeout: Duration::from_millis(300),
-            ..ConnectionLimits::default()
-        },
-        ..ServerOptions::default()
-    })
-    .await;
+    let server =
+        TestServer::with(|s| s.connections.header_read_timeout = Duration::from_millis(300)).await;
     let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     socket
         .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
@@ -182,14 +175,7 @@ async fn slow_headers_are_cut_off() {
 
 #[tokio::test]
 async fn concurrent_streams_per_connection_are_capped() {
-    let server = TestServer::with(ServerOptions {
-        connections: ConnectionLimits {
-            max_concurrent_streams: 2,
-            ..ConnectionLimits::default()
-        },
-        ..ServerOptions::default()
-    })
-    .await;
+    let server = TestServer::with(|s| s.connections.max_concurrent_streams = 2).await;
     let mut client = server.client().await;
     let first = client.watch(req("")).await.unwrap();
     let second = client.watch(req("")).await.unwrap();

@@ -1,7 +1,6 @@
 //! Check over native gRPC: statuses, NOT_FOUND, the whole server, name limits.
 
 use healthweb_proto::pb::health_check_response::ServingStatus;
-use healthweb_server::{HealthLimits, RouteOptions, ServerOptions};
 use tonic::Code;
 
 use crate::util::{TestServer, req, status_of};
@@ -60,17 +59,7 @@ async fn the_whole_server_follows_shutdown_and_resume() {
 
 #[tokio::test]
 async fn overlong_service_names_are_invalid_arguments() {
-    let server = TestServer::with(ServerOptions {
-        routes: RouteOptions {
-            health: HealthLimits {
-                max_service_name: 8,
-                ..HealthLimits::default()
-            },
-            ..RouteOptions::default()
-        },
-        ..ServerOptions::default()
-    })
-    .await;
+    let server = TestServer::with(|s| s.health.max_service_name = 8).await;
     let mut client = server.client().await;
     let err = client.check(req("ninechars")).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);

@@ -183,3 +183,43 @@ fn serve_with_config(path: &std::path::Path) -> (i32, String, String) {
         path.to_str().unwrap(),
     ])
 }
+
+/// Every setting is checked before the port is announced: a bad one is an error
+/// that says what to write instead, exit code 1, and no `listening on` line.
+#[test]
+fn bad_settings_are_refused_before_listening() {
+    let missing = "/nonexistent/healthweb.toml";
+    for (flags, needle) in [
+        (
+            &["--cors-origin", "app.example.com"][..],
+            "--cors-origin \"app.example.com\" is not an origin: write scheme://host[:port]",
+        ),
+        (
+            &["--cors-origin", "https://app.example.com/"],
+            "with no path",
+        ),
+        (
+            &["--cors-origin", "*", "--cors-allow-header", "x y"],
+            "--cors-allow-header \"x y\" is not a header name",
+        ),
+        (
+            &["--config", missing],
+            "cannot read config file /nonexistent/healthweb.toml",
+        ),
+        (
+            &[
+                "--tls-cert",
+                "/nonexistent.pem",
+                "--tls-key",
+                "/nonexistent.key",
+            ],
+            "cannot load certificate from /nonexistent.pem",
+        ),
+    ] {
+        let args = [&["serve", "--listen", "127.0.0.1:0"][..], flags].concat();
+        let (code, _, stderr) = run_cli(&args);
+        assert_eq!(code, 1, "{flags:?}: {stderr}");
+        assert!(stderr.contains(needle), "{flags:?}: {stderr}");
+        assert!(!stderr.contains("listening on"), "{flags:?}: {stderr}");
+    }
+}

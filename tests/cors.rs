@@ -1,20 +1,12 @@
 //! CORS: same-origin only by default; listed origins may embed the client;
 //! `*` only when asked for.
 
-use healthweb_server::{RouteOptions, ServerOptions};
 use http::Method;
 
 use crate::util::{Raw, TestServer, Wire, frame, raw, req};
 
 async fn server(origins: &[&str]) -> TestServer {
-    TestServer::with(ServerOptions {
-        routes: RouteOptions {
-            cors_origins: origins.iter().map(|o| o.to_string()).collect(),
-            ..RouteOptions::default()
-        },
-        ..ServerOptions::default()
-    })
-    .await
+    TestServer::with(|s| s.cors.origins = origins.iter().map(|o| o.to_string()).collect()).await
 }
 
 async fn preflight(server: &TestServer, origin: &str) -> Raw {

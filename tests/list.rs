@@ -1,7 +1,6 @@
 //! List over native gRPC: every service with its status, and the cap.
 
 use healthweb_proto::pb::{HealthListRequest, health_check_response::ServingStatus};
-use healthweb_server::{HealthLimits, RouteOptions, ServerOptions};
 use tonic::Code;
 
 use crate::util::{TestServer, status_of};
@@ -64,17 +63,7 @@ async fn more_than_the_limit_is_resource_exhausted() {
 
 #[tokio::test]
 async fn the_limit_is_configurable() {
-    let server = TestServer::with(ServerOptions {
-        routes: RouteOptions {
-            health: HealthLimits {
-                max_list: 1,
-                ..HealthLimits::default()
-            },
-            ..RouteOptions::default()
-        },
-        ..ServerOptions::default()
-    })
-    .await;
+    let server = TestServer::with(|s| s.health.max_list = 1).await;
     let mut client = server.client().await;
     assert!(client.list(HealthListRequest {}).await.is_ok());
     server.registry.set("a", ServingStatus::Serving).unwrap();

@@ -11,7 +11,7 @@ use healthweb_proto::pb::{
 };
 use healthweb_server::{
     HealthRegistry,
-    monitor::{Monitor, Report},
+    monitor::{Mode, Monitor, Report},
     upstream::UpstreamConfig,
 };
 use http::Method;
@@ -63,7 +63,7 @@ async fn a_watched_upstream_flip_is_taken_at_once_and_reaches_grpc_web_watchers(
         "service = \"pay\"\nunhealthy_threshold = 5",
     )]);
     until(&web.registry, "payments", ServingStatus::Serving).await;
-    assert_eq!(report(&monitor, "payments").mode, "watch");
+    assert_eq!(report(&monitor, "payments").mode, Mode::Watch);
 
     // A browser-side Watch on healthweb (gRPC-Web text over HTTP/1.1).
     let url = format!("{}/grpc.health.v1.Health/Watch", web.url());
@@ -131,7 +131,7 @@ async fn polled_thresholds_count_consecutive_results() {
     let seen = report(&monitor, "u");
     assert_eq!(
         (seen.failures, seen.mode),
-        (3, "poll"),
+        (3, Mode::Poll),
         "NOT_SERVING after 3 failures"
     );
     assert_eq!(seen.answer.as_deref(), Some("NOT_SERVING"));
@@ -234,7 +234,8 @@ async fn without_watch_it_polls_check_and_http_upstreams_use_status_codes() {
     until(&web.registry, "http", ServingStatus::Serving).await;
     let checked = report(&monitor, "checked");
     assert_eq!(
-        checked.mode, "poll",
+        checked.mode,
+        Mode::Poll,
         "UNIMPLEMENTED Watch falls back to Check: {checked:?}"
     );
     plain.registry.set("db", ServingStatus::NotServing).unwrap();
@@ -254,7 +255,7 @@ async fn a_grpcio_upstream_is_watched() {
     )]);
     peer.set("svc", "SERVING");
     until(&web.registry, "py", ServingStatus::Serving).await;
-    assert_eq!(report(&monitor, "py").mode, "watch");
+    assert_eq!(report(&monitor, "py").mode, Mode::Watch);
     peer.set("svc", "NOT_SERVING");
     until(&web.registry, "py", ServingStatus::NotServing).await;
 }

@@ -6,13 +6,11 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use healthweb_proto::pb::health_check_response::ServingStatus;
-use http::Method;
+use http_body_util::Full;
 use nix::sys::signal::Signal;
 use tokio::io::AsyncWriteExt;
 
-use crate::util::{
-    Binary, Wire, client, collect, decode_web, frame, req, send, status_of, within,
-};
+use crate::util::{Binary, Wire, client, collect, decode_web, frame, req, send, status_of, within};
 
 #[tokio::test]
 async fn sigterm_tells_watchers_then_drains_within_the_grace() {
@@ -32,14 +30,11 @@ async fn sigterm_tells_watchers_then_drains_within_the_grace() {
         .unwrap();
     let url = format!("{}/grpc.health.v1.Health/Watch", server.url());
     // Its head has arrived: the server holds the stream open.
-    let web = send(
-        Wire::Http1,
-        &url,
-        Method::POST,
-        &[("content-type", "application/grpc-web+proto")],
-        frame(&req("")),
-    )
-    .await;
+    let watch = http::Request::post(url)
+        .header("content-type", "application/grpc-web+proto")
+        .body(Full::new(frame(&req(""))))
+        .unwrap();
+    let web = send(Wire::Http1, watch).await;
     let web = tokio::spawn(collect(web));
 
     let start = Instant::now();

@@ -1,7 +1,6 @@
 //! `/healthz` for Docker and Kubernetes probes, and the status page's files.
 
 use healthweb_proto::pb::health_check_response::ServingStatus;
-use healthweb_server::{RouteOptions, ServerOptions};
 use http::Method;
 
 use crate::util::{TestServer, Wire, raw};
@@ -67,14 +66,7 @@ async fn serves_the_www_directory_with_content_types() {
     std::fs::create_dir(www.path().join("pkg")).unwrap();
     std::fs::write(www.path().join("pkg/client_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(www.path().join("app.js"), "export {}").unwrap();
-    let server = TestServer::with(ServerOptions {
-        routes: RouteOptions {
-            www: www.path().to_owned(),
-            ..RouteOptions::default()
-        },
-        ..ServerOptions::default()
-    })
-    .await;
+    let server = TestServer::with(|s| s.www = www.path().to_owned()).await;
     let url = server.url();
     for (path, code, ct) in [
         ("/", 200, "text/html"),

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use healthweb_client::{
     Options, ServingStatus,
-    native::{self, ConnectError, NativeClient, Protocol, Target, TlsOptions},
+    native::{self, ConnectError, NativeClient, Protocol, Target, TlsSettings},
 };
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
@@ -52,12 +52,12 @@ impl Pki {
 }
 
 async fn tls_client(pki: &Pki, url: &str, identity: bool) -> Result<NativeClient, ConnectError> {
-    let tls = TlsOptions {
+    let tls = TlsSettings {
         ca: Some(pki.path("ca.pem").into()),
         cert: identity.then(|| pki.path("client.pem").into()),
         key: identity.then(|| pki.path("client.key").into()),
         server_name: Some("localhost".into()),
-        no_verify: false,
+        insecure_skip_verify: false,
     };
     let target = Target {
         url: url.to_owned(),

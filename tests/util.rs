@@ -13,47 +13,45 @@ use bytes::{Buf, Bytes};
 use healthweb_proto::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-use healthweb_server::{HealthRegistry, ServerOptions};
+use healthweb_server::{HealthRegistry, Server, Settings};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use prost::Message;
-use tokio::{net::TcpListener, sync::oneshot};
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::transport::Channel;
 
 /// Every wait in the tests is bounded by this.
 /// Generous, for a slow and busy machine: only a failing test ever waits this long.
 pub const LIMIT: Duration = Duration::from_secs(30);
 
-/// A server running in this process.
+/// A server running in this process, started the way the binary starts one.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub registry: HealthRegistry,
     /// Dropping the server drops this, which starts its drain.
-    _stop: oneshot::Sender<()>,
+    _stop: DropGuard,
 }
 
 impl TestServer {
     pub async fn start() -> Self {
-        Self::with(ServerOptions::default()).await
+        Self::with(|_| {}).await
     }
 
-    pub async fn with(options: ServerOptions) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let registry = HealthRegistry::new();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let reg = registry.clone();
-        tokio::spawn(async move {
-            healthweb_server::run(listener, reg, &options, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
+    /// Serves the default settings after `change`, on `127.0.0.1:0`.
+    pub async fn with(change: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = Settings::default();
+        change(&mut settings);
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        let server = Server::new(settings).unwrap();
+        let listeners = server.bind().await.unwrap();
+        let addr = listeners.main.local_addr().unwrap();
+        let registry = server.registry().clone();
+        let stop = CancellationToken::new();
+        tokio::spawn(server.run(listeners, stop.clone()));
         Self {
             addr,
             registry,
-            _stop: stop,
+            _stop: stop.drop_guard(),
         }
     }
 
@@ -244,23 +242,20 @@ pub async fn raw(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Raw {
-    collect(send(wire, url, method, headers, body).await).await
-}
-
-/// Sends one HTTP request with `body`; returns once the response's head arrives,
-/// so a streaming call (Watch) is known to be open.
-pub async fn send(
-    wire: Wire,
-    url: &str,
-    method: http::Method,
-    headers: &[(&str, &str)],
-    body: impl Into<Bytes>,
-) -> http::Response<hyper::body::Incoming> {
     let mut request = http::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
     let request = request.body(Full::new(body.into())).unwrap();
+    collect(send(wire, request).await).await
+}
+
+/// Sends `request`; returns once the response's head arrives, so a streaming
+/// call (Watch) is known to be open.
+pub async fn send(
+    wire: Wire,
+    request: http::Request<Full<Bytes>>,
+) -> http::Response<hyper::body::Incoming> {
     let mut builder = Client::builder(TokioExecutor::new());
     if matches!(wire, Wire::Http2) {
         builder.http2_only(true);

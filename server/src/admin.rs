@@ -1,6 +1,6 @@
 //! The admin HTTP API: change statuses at run time, for draining an instance
-//! before maintenance (as Envoy's `/healthcheck/fail`), and its client for
-//! `healthweb set` and `healthweb remove`.
+//! before maintenance (as Envoy's `/healthcheck/fail`). `healthweb set` and
+//! `healthweb remove` are its command-line client.
 //!
 //! # Routes
 //! - `GET /services`: every service and its status, and how many Watch streams
@@ -20,9 +20,6 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use serde::Deserialize;
 
 use crate::{
@@ -107,64 +104,4 @@ fn registry_error(error: RegistryError) -> Response {
         RegistryError::NotSettable | RegistryError::ServerEntry => StatusCode::BAD_REQUEST,
     };
     (code, format!("{error}\n")).into_response()
-}
-
-/// A failed admin call, for `healthweb set` and `healthweb remove`.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    /// The admin listener could not be reached.
-    #[error(
-        "cannot reach the admin API at {addr}: {source} (is `healthweb serve --admin-listen {addr}` running?)"
-    )]
-    Connect {
-        /// The address tried.
-        addr: String,
-        /// What went wrong.
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// The server refused the change; the message is the server's.
-    #[error("{0}")]
-    Refused(String),
-}
-
-/// Sends one admin request: `PUT` to set `name` to `status`, `DELETE` to remove it.
-pub async fn call(admin: &str, name: &str, status: Option<&str>) -> Result<String, AdminError> {
-    let addr = admin
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
-    let query: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("name", name)
-        .finish();
-    let (method, body) = match status {
-        Some(status) => (http::Method::PUT, Bytes::from(status.to_owned())),
-        None => (http::Method::DELETE, Bytes::new()),
-    };
-    let request = http::Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}/services?{query}"))
-        .body(Full::new(body))
-        .map_err(|e| AdminError::Refused(e.to_string()))?;
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let connect = |source: Box<dyn std::error::Error + Send + Sync>| AdminError::Connect {
-        addr: addr.clone(),
-        source,
-    };
-    let response = client
-        .request(request)
-        .await
-        .map_err(|e| connect(e.into()))?;
-    let ok = response.status().is_success();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| connect(e.into()))?
-        .to_bytes();
-    let text = String::from_utf8_lossy(&body).trim_end().to_owned();
-    if ok {
-        Ok(text)
-    } else {
-        Err(AdminError::Refused(text))
-    }
 }

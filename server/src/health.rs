@@ -15,7 +15,8 @@ use healthweb_proto::pb::{
     HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse,
     health_check_response::ServingStatus, health_server::Health,
 };
-use tokio::{sync::watch, time::Instant};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::registry::HealthRegistry;
@@ -43,15 +44,15 @@ impl Default for HealthLimits {
 pub struct HealthService {
     registry: HealthRegistry,
     limits: HealthLimits,
-    draining: watch::Receiver<bool>,
+    draining: CancellationToken,
 }
 
 impl HealthService {
-    /// Serves `registry`; Watch streams end once `draining` turns true.
+    /// Serves `registry`; Watch streams end once `draining` is cancelled.
     pub fn new(
         registry: HealthRegistry,
         limits: HealthLimits,
-        draining: watch::Receiver<bool>,
+        draining: CancellationToken,
     ) -> Self {
         Self {
             registry,
@@ -103,7 +104,7 @@ impl Health for HealthService {
         let deadline = grpc_timeout(request.metadata()).map(|t| Instant::now() + t);
         let name = self.service_name(request.get_ref())?;
         let mut watcher = self.registry.watch(name);
-        let mut draining = self.draining.clone();
+        let draining = self.draining.clone();
         let stream = async_stream::stream! {
             let mut last = None;
             loop {
@@ -121,7 +122,7 @@ impl Health for HealthService {
                         yield Err(Status::unavailable("the health registry is gone"));
                         break;
                     },
-                    () = drained(&mut draining) => {
+                    () = draining.cancelled() => {
                         if *watcher.receiver().borrow() != status {
                             continue;
                         }
@@ -158,11 +159,6 @@ impl Health for HealthService {
     }
 }
 
-async fn drained(draining: &mut watch::Receiver<bool>) {
-    // Only the moment matters; the guard `wait_for` returns must not live across an await.
-    let _ = draining.wait_for(|d| *d).await;
-}
-
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -195,11 +191,11 @@ mod tests {
     use super::*;
     use futures_util::StreamExt;
 
-    fn service(registry: &HealthRegistry) -> (HealthService, watch::Sender<bool>) {
-        let (tx, rx) = watch::channel(false);
+    fn service(registry: &HealthRegistry) -> (HealthService, CancellationToken) {
+        let drain = CancellationToken::new();
         (
-            HealthService::new(registry.clone(), HealthLimits::default(), rx),
-            tx,
+            HealthService::new(registry.clone(), HealthLimits::default(), drain.clone()),
+            drain,
         )
     }
 
@@ -251,7 +247,7 @@ mod tests {
         let mut stream = svc.watch(req("")).await.unwrap().into_inner();
         assert_eq!(next(&mut stream).await, ServingStatus::Serving);
         registry.shutdown();
-        drain.send_replace(true);
+        drain.cancel();
         assert_eq!(next(&mut stream).await, ServingStatus::NotServing);
         let end = stream.next().await.unwrap().unwrap_err();
         assert_eq!(end.code(), tonic::Code::Unavailable);

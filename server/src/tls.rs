@@ -1,28 +1,14 @@
 //! TLS for the one port, through rustls: native gRPC over HTTP/2 (ALPN `h2`),
 //! gRPC-Web and the status page over `https` (ALPN `http/1.1`), and optional
-//! client certificates (mTLS) checked against a CA.
+//! client certificates (mTLS) checked against a CA. The settings are the same
+//! [`TlsSettings`] type clients use; this builds the server's side of them.
 
-use std::{
-    path::{Path, PathBuf},
-    sync::Arc,
-};
+use std::{path::Path, sync::Arc};
 
+use healthweb_client::native::{TlsSettings, pem_certs, pem_key};
 use rustls::{
-    RootCertStore, ServerConfig,
-    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    server::WebPkiClientVerifier,
+    RootCertStore, ServerConfig, pki_types::CertificateDer, server::WebPkiClientVerifier,
 };
-
-/// Where the server's TLS material lives.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    /// The certificate chain, PEM, leaf first.
-    pub cert: PathBuf,
-    /// The private key, PEM (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
-    /// A CA bundle, PEM: when given, clients must present a certificate it signed.
-    pub client_ca: Option<PathBuf>,
-}
 
 /// Why the TLS material could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -33,57 +19,68 @@ pub enum TlsError {
         /// Which file this is (certificate, key, client CA).
         what: &'static str,
         /// The file.
-        path: PathBuf,
+        path: String,
         /// What went wrong.
         reason: String,
     },
-    /// rustls refused the combination (a key that does not match the certificate...).
+    /// rustls refused the combination (a key that does not match the certificate...),
+    /// or a setting only a client can have.
     #[error("invalid TLS configuration: {0}")]
     Config(String),
 }
 
 fn load_certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    healthweb_client::native::pem_certs(path).map_err(|reason| TlsError::Load {
+    pem_certs(path).map_err(|reason| TlsError::Load {
         what,
-        path: path.to_owned(),
+        path: path.display().to_string(),
         reason,
     })
 }
 
-impl TlsFiles {
-    /// Reads the files and builds the rustls configuration, ALPN included.
-    pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
-        let certs = load_certs("certificate", &self.cert)?;
-        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|e| TlsError::Load {
-            what: "private key",
-            path: self.key.clone(),
-            reason: e.to_string(),
-        })?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?;
-        let builder = match &self.client_ca {
-            Some(path) => {
-                let mut roots = RootCertStore::empty();
-                for cert in load_certs("client CA", path)? {
-                    roots.add(cert).map_err(|e| TlsError::Load {
-                        what: "client CA",
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    })?;
-                }
-                let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
-                    .build()
-                    .map_err(|e| TlsError::Config(e.to_string()))?;
-                builder.with_client_cert_verifier(verifier)
-            }
-            None => builder.with_no_client_auth(),
-        };
-        let mut config = builder
-            .with_single_cert(certs, key)
-            .map_err(|e| TlsError::Config(e.to_string()))?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
+/// Reads the files and builds the rustls configuration, ALPN included: `cert` and
+/// `key` are the server's identity; `ca`, when given, must have signed every
+/// client's certificate.
+pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
+    let (Some(cert), Some(key)) = (&settings.cert, &settings.key) else {
+        return Err(TlsError::Config(
+            "serving TLS needs both a certificate and its key (--tls-cert, --tls-key)".into(),
+        ));
+    };
+    if settings.server_name.is_some() || settings.insecure_skip_verify {
+        return Err(TlsError::Config(
+            "server_name and insecure_skip_verify are client settings".into(),
+        ));
     }
+    let certs = load_certs("certificate", cert)?;
+    let key = pem_key(key).map_err(|reason| TlsError::Load {
+        what: "private key",
+        path: key.display().to_string(),
+        reason,
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match &settings.ca {
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            for cert in load_certs("client CA", path)? {
+                roots.add(cert).map_err(|e| TlsError::Load {
+                    what: "client CA",
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }

@@ -21,40 +21,52 @@
 //! insecure_skip_verify = false
 //! ```
 
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, fmt, time::Duration};
 
-use serde::{Deserialize, Deserializer, Serialize};
+use healthweb_client::native::{Protocol, TlsSettings};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// How healthweb asks an upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum UpstreamProtocol {
-    /// Native gRPC health (Watch, else Check).
-    #[default]
-    Grpc,
-    /// gRPC-Web binary over HTTP/1.1.
-    GrpcWeb,
-    /// gRPC-Web text over HTTP/1.1.
-    GrpcWebText,
-    /// A plain HTTP GET: any 2xx is healthy.
+/// How healthweb asks an upstream: its Health service over one of the client's
+/// wires, or a plain HTTP GET (any 2xx is healthy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `grpc.health.v1.Health` (Watch, else Check) over this wire.
+    Health(Protocol),
+    /// `protocol = "http"`: a GET of `service` (a path).
     Http,
 }
 
-/// TLS towards an `https://` upstream.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpstreamTls {
-    /// CA bundle (PEM) to verify the upstream with; the system's roots otherwise.
-    pub ca: Option<PathBuf>,
-    /// Client certificate (PEM) for mTLS.
-    pub cert: Option<PathBuf>,
-    /// Client key (PEM) for mTLS.
-    pub key: Option<PathBuf>,
-    /// The name to verify instead of the target's host.
-    pub server_name: Option<String>,
-    /// Accept any certificate.
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
+impl Default for Via {
+    fn default() -> Self {
+        Self::Health(Protocol::Grpc)
+    }
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Health(protocol) => protocol.fmt(f),
+            Self::Http => f.write_str("http"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Via {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(deserializer)?;
+        if word == "http" {
+            return Ok(Self::Http);
+        }
+        word.parse().map(Self::Health).map_err(|_| {
+            serde::de::Error::unknown_variant(&word, &["grpc", "grpc-web", "grpc-web-text", "http"])
+        })
+    }
+}
+
+impl Serialize for Via {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// One monitored upstream.
@@ -67,7 +79,7 @@ pub struct UpstreamConfig {
     pub target: String,
     /// How to ask it.
     #[serde(default)]
-    pub protocol: UpstreamProtocol,
+    pub protocol: Via,
     /// The upstream's own service name; for `http`, the path (default `/`).
     #[serde(default)]
     pub service: String,
@@ -91,7 +103,7 @@ pub struct UpstreamConfig {
     pub headers: BTreeMap<String, String>,
     /// TLS for `https://` targets.
     #[serde(default)]
-    pub tls: UpstreamTls,
+    pub tls: TlsSettings,
 }
 
 mod defaults {
@@ -146,8 +158,7 @@ impl UpstreamConfig {
                 "upstream {name:?}: interval and timeout must be above zero"
             ));
         }
-        if self.protocol == UpstreamProtocol::Http
-            && !(self.service.is_empty() || self.service.starts_with('/'))
+        if self.protocol == Via::Http && !(self.service.is_empty() || self.service.starts_with('/'))
         {
             return Some(format!(
                 "upstream {name:?}: for protocol \"http\", service is a path starting with /"

@@ -1,6 +1,8 @@
 //! Exponential backoff between reconnect attempts, after the gRPC connection-backoff
 //! document (multiplier 1.6, jitter 0.2), with a short start and cap because a status
-//! page should notice a restarted server within seconds, not minutes.
+//! page should notice a restarted server within seconds, not minutes; and [`jitter`],
+//! the one way this project spreads a delay, which the upstream monitor's intervals
+//! use too.
 
 use std::time::Duration;
 
@@ -39,7 +41,7 @@ impl Backoff {
     pub fn next_with(&mut self, random: f64) -> Duration {
         let base = self.current;
         self.current = base.mul_f64(MULTIPLIER).min(self.max);
-        base.mul_f64(1.0 + JITTER * (2.0 * random - 1.0))
+        spread(base, JITTER, random)
     }
 
     /// The delay before the next attempt.
@@ -51,6 +53,15 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.current = self.initial;
     }
+}
+
+/// `delay`, moved by up to `fraction` of itself either way, at random.
+pub fn jitter(delay: Duration, fraction: f64) -> Duration {
+    spread(delay, fraction, crate::rt::random())
+}
+
+fn spread(delay: Duration, fraction: f64, random: f64) -> Duration {
+    delay.mul_f64(1.0 + fraction * (2.0 * random - 1.0))
 }
 
 #[cfg(test)]
@@ -71,5 +82,17 @@ mod tests {
         let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(1));
         assert_eq!(b.next_with(0.0), Duration::from_millis(800));
         assert_eq!(b.next_with(1.0), Duration::from_millis(1200));
+    }
+
+    #[test]
+    fn jitter_stays_within_its_fraction() {
+        let second = Duration::from_secs(1);
+        for _ in 0..100 {
+            let d = jitter(second, 0.1);
+            assert!(
+                d >= Duration::from_millis(900) && d <= Duration::from_millis(1100),
+                "{d:?}"
+            );
+        }
     }
 }

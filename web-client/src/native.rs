@@ -8,30 +8,28 @@
 //! fails afterwards, as grpc-health-probe does.
 //!
 //! # Layout
-//! - `connector`: TCP with a timeout, then TLS when asked; one dialer for both wires.
-//! - `tls`: the rustls client configuration from the probe's options.
+//! - `connector`: hyper-util's TCP dialer under hyper-rustls, within the connect
+//!   timeout; one dialer for every wire.
+//! - `tls`: [`TlsSettings`], and the rustls client configuration built from them.
 //! - `text`: gRPC-Web text (base64) on top of tonic-web's binary client.
 
 mod connector;
 mod text;
 mod tls;
 
-use std::{path::PathBuf, time::Duration};
+use std::{fmt, str::FromStr, time::Duration};
 
 use healthweb_proto::pb::health_client::HealthClient;
 use http::Uri;
-use hyper_util::{
-    client::legacy,
-    rt::{TokioExecutor, TokioIo},
-};
+use hyper_util::{client::legacy, rt::TokioExecutor};
 use tonic::transport::Endpoint;
 use tower::{ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 
 use crate::{Client, Options};
-use connector::Connector;
-pub use tls::pem_certs;
+pub use connector::{Connector, Stream, connector};
+pub use tls::{TlsSettings, pem_certs, pem_key};
 
-/// Which wire a native client speaks.
+/// Which wire a client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     /// Native gRPC over HTTP/2 (h2c, or h2 by ALPN over TLS).
@@ -42,19 +40,34 @@ pub enum Protocol {
     GrpcWebText,
 }
 
-/// TLS settings; used when the target URL is `https://`.
-#[derive(Debug, Clone, Default)]
-pub struct TlsOptions {
-    /// CA bundle (PEM) to trust instead of the system's roots.
-    pub ca: Option<PathBuf>,
-    /// Client certificate chain (PEM), for mTLS; needs `key`.
-    pub cert: Option<PathBuf>,
-    /// Client private key (PEM), for mTLS; needs `cert`.
-    pub key: Option<PathBuf>,
-    /// The name to verify the server's certificate against, instead of the URL's host.
-    pub server_name: Option<String>,
-    /// Accept any server certificate. For tests and emergencies only.
-    pub no_verify: bool,
+impl Protocol {
+    /// How a config file or a flag spells it: `grpc`, `grpc-web`, `grpc-web-text`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::GrpcWeb => "grpc-web",
+            Self::GrpcWebText => "grpc-web-text",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = String;
+
+    fn from_str(word: &str) -> Result<Self, String> {
+        [Self::Grpc, Self::GrpcWeb, Self::GrpcWebText]
+            .into_iter()
+            .find(|p| p.as_str() == word)
+            .ok_or_else(|| {
+                format!("unknown protocol {word:?}: expected grpc, grpc-web or grpc-web-text")
+            })
+    }
 }
 
 /// Where and how to connect.
@@ -65,7 +78,7 @@ pub struct Target {
     /// The wire.
     pub protocol: Protocol,
     /// TLS settings for an `https://` URL.
-    pub tls: TlsOptions,
+    pub tls: TlsSettings,
     /// How long to wait for TCP (and TLS) to be established.
     pub connect_timeout: Duration,
     /// A `user-agent` to send instead of the default.
@@ -94,8 +107,20 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Channel = BoxCloneSyncService<
     http::Request<tonic::body::Body>,
     http::Response<tonic::body::Body>,
-    BoxError,
+    ChannelError,
 >;
+
+/// A failure below gRPC: the connection, HTTP, or gRPC-Web framing.
+///
+/// A named type rather than a bare `Box<dyn Error>`: tonic's client bounds the
+/// channel's error by `Into<Box<dyn Error>>`, and with a boxed trait object as the
+/// error that bound carries a lifetime which rustc, checking that an async task
+/// holding a client call is `Send`, must prove for every lifetime ("implementation
+/// of `From` is not general enough"). A type without lifetimes has nothing to
+/// prove, so a task that awaits a client's calls can be `tokio::spawn`ed as is.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct ChannelError(#[from] BoxError);
 
 /// A native client.
 pub type NativeClient = Client<HealthClient<Channel>>;
@@ -103,28 +128,15 @@ pub type NativeClient = Client<HealthClient<Channel>>;
 /// Dials `target` once (so an unreachable server is a [`ConnectError`]) and returns a
 /// client that reconnects by itself afterwards.
 pub async fn connect(target: &Target, options: Options) -> Result<NativeClient, ConnectError> {
-    let uri: Uri = target
-        .url
-        .parse()
-        .map_err(|e| ConnectError::Invalid(format!("bad address {:?}: {e}", target.url)))?;
-    let tls = match uri.scheme_str() {
-        Some("https") => Some(tls::client_config(&target.tls, target.protocol)?),
-        Some("http") => None,
-        _ => {
-            return Err(ConnectError::Invalid(format!(
-                "bad address {:?}: use http://HOST:PORT or https://HOST:PORT",
-                target.url
-            )));
-        }
-    };
-    let connector = Connector::new(tls, target.tls.server_name.clone(), target.connect_timeout);
+    let uri = target_uri(target)?;
+    let dialer = connector(target, uri.scheme() == Some(&http::uri::Scheme::HTTPS))?;
     let unreachable = |reason: String| ConnectError::Unreachable {
         url: target.url.clone(),
         reason,
     };
     let channel: Channel = match target.protocol {
         Protocol::Grpc => {
-            // TLS is the connector's business; tonic must not look for its own.
+            // The dialer does TLS; tonic, built without its own, takes `http://`.
             let plain = format!("http://{}", uri.authority().map_or("", |a| a.as_str()));
             let mut endpoint =
                 Endpoint::from_shared(plain).map_err(|e| ConnectError::Invalid(e.to_string()))?;
@@ -134,17 +146,18 @@ pub async fn connect(target: &Target, options: Options) -> Result<NativeClient, 
                     .map_err(|e| ConnectError::Invalid(format!("bad user agent: {e}")))?;
             }
             let channel = endpoint
-                .connect_with_connector(connector)
+                .connect_with_connector(dialer)
                 .await
                 .map_err(|e| unreachable(error_chain(&e)))?;
-            BoxCloneSyncService::new(channel.map_err(BoxError::from))
+            BoxCloneSyncService::new(channel.map_err(|e| ChannelError(e.into())))
         }
         Protocol::GrpcWeb | Protocol::GrpcWebText => {
-            connector
-                .dial(&uri)
+            dialer
+                .clone()
+                .oneshot(uri.clone())
                 .await
                 .map_err(|e| unreachable(error_chain(&*e)))?;
-            let http = legacy::Client::builder(TokioExecutor::new()).build(connector);
+            let http = legacy::Client::builder(TokioExecutor::new()).build(dialer);
             let text = target.protocol == Protocol::GrpcWebText;
             let agent = target.user_agent.clone();
             let service = ServiceBuilder::new()
@@ -166,7 +179,7 @@ pub async fn connect(target: &Target, options: Options) -> Result<NativeClient, 
                 .layer(tonic_web::GrpcWebClientLayer::new())
                 .layer(text::TextLayer::new(text))
                 .service(http)
-                .map_err(BoxError::from);
+                .map_err(ChannelError);
             BoxCloneSyncService::new(service)
         }
     };
@@ -174,45 +187,23 @@ pub async fn connect(target: &Target, options: Options) -> Result<NativeClient, 
         .map_err(|e| ConnectError::Invalid(e.to_string()))
 }
 
-/// Plain HTTP: `GET` of `path` on the target, through the same dialer and TLS
-/// settings; returns the status code. For upstreams that are not gRPC.
-pub async fn http_status(target: &Target, path: &str, timeout: Duration) -> Result<u16, String> {
-    let uri: Uri = format!("{}{path}", target.url.trim_end_matches('/'))
+/// The target's URL, which must be `http://` or `https://`.
+pub fn target_uri(target: &Target) -> Result<Uri, ConnectError> {
+    let uri: Uri = target
+        .url
         .parse()
-        .map_err(|e| format!("bad address {:?}: {e}", target.url))?;
-    let tls = match uri.scheme_str() {
-        Some("https") => {
-            Some(tls::client_config(&target.tls, Protocol::GrpcWeb).map_err(|e| e.to_string())?)
-        }
-        _ => None,
-    };
-    let connector = Connector::new(tls, target.tls.server_name.clone(), timeout);
-    let get = async {
-        let io = connector.dial(&uri).await?;
-        let (mut send, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
-        tokio::spawn(connection);
-        let mut request = http::Request::get(uri.clone());
-        if let Some(authority) = uri.authority() {
-            request = request.header(http::header::HOST, authority.as_str());
-        }
-        if let Some(agent) = &target.user_agent {
-            request = request.header(http::header::USER_AGENT, agent);
-        }
-        let response = send
-            .send_request(request.body(http_body_util::Empty::<bytes::Bytes>::new())?)
-            .await?;
-        Ok::<_, BoxError>(response.status().as_u16())
-    };
-    match tokio::time::timeout(timeout, get).await {
-        Ok(Ok(code)) => Ok(code),
-        Ok(Err(error)) => Err(error_chain(&*error)),
-        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+        .map_err(|e| ConnectError::Invalid(format!("bad address {:?}: {e}", target.url)))?;
+    match uri.scheme_str() {
+        Some("http" | "https") if uri.authority().is_some() => Ok(uri),
+        _ => Err(ConnectError::Invalid(format!(
+            "bad address {:?}: use http://HOST:PORT or https://HOST:PORT",
+            target.url
+        ))),
     }
 }
 
 /// An error and its causes on one line: "transport error: tcp connect error: Connection refused".
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

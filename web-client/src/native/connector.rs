@@ -1,158 +1,99 @@
-//! One dialer for both wires: TCP within the connect timeout, then TLS when the
-//! target is `https://`. tonic's channel and hyper's pooled client both call it.
+//! One dialer for every native wire: hyper-util's TCP connector under
+//! hyper-rustls, bounded by the connect timeout, with errors that say which step
+//! failed (the TCP connect, the TLS handshake, or the clock).
 
-use std::{
-    io,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{error::Error as StdError, io, time::Duration};
 
-use http::Uri;
-use hyper_util::{
-    client::legacy::connect::{Connected, Connection},
-    rt::TokioIo,
-};
-use rustls::{ClientConfig, pki_types::ServerName};
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::TcpStream,
-};
-use tokio_rustls::{TlsConnector, client::TlsStream};
+use http::{Uri, uri::Scheme};
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector, MaybeHttpsStream};
+use hyper_util::{client::legacy::connect::HttpConnector, rt::TokioIo};
+use rustls::{ClientConfig, RootCertStore, pki_types::ServerName};
+use tokio::net::TcpStream;
+use tower::{ServiceBuilder, util::BoxCloneSyncService};
 
-use super::BoxError;
-
-/// Dials a [`Uri`]'s host and port.
-#[derive(Clone)]
-pub struct Connector {
-    tls: Option<TlsConnector>,
-    server_name: Option<String>,
-    timeout: Duration,
-}
-
-impl Connector {
-    /// TLS when `tls` is given, verifying `server_name` (default: the URI's host).
-    pub fn new(
-        tls: Option<Arc<ClientConfig>>,
-        server_name: Option<String>,
-        timeout: Duration,
-    ) -> Self {
-        Self {
-            tls: tls.map(TlsConnector::from),
-            server_name,
-            timeout,
-        }
-    }
-
-    /// Opens one connection to `uri`, TLS handshake included.
-    pub async fn dial(&self, uri: &Uri) -> Result<Stream, BoxError> {
-        let host = uri.host().ok_or("the address has no host")?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let port = uri
-            .port_u16()
-            .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
-        let connect = async {
-            let tcp = TcpStream::connect((host, port)).await?;
-            let _ = tcp.set_nodelay(true);
-            let Some(tls) = &self.tls else {
-                return Ok::<_, BoxError>(Stream::Plain(tcp));
-            };
-            let name = self.server_name.as_deref().unwrap_or(host);
-            let name = ServerName::try_from(name.to_owned())
-                .map_err(|e| format!("bad TLS server name {name:?}: {e}"))?;
-            let stream = tls
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS handshake failed: {e}"))?;
-            Ok(Stream::Tls(Box::new(stream)))
-        };
-        tokio::time::timeout(self.timeout, connect)
-            .await
-            .map_err(|_| {
-                format!(
-                    "no connection within {} ms (connect timeout)",
-                    self.timeout.as_millis()
-                )
-            })?
-    }
-}
-
-impl tower::Service<Uri> for Connector {
-    type Response = TokioIo<Stream>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<TokioIo<Stream>, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { this.dial(&uri).await.map(TokioIo::new) })
-    }
-}
+use super::{BoxError, ConnectError, Protocol, Target, tls};
 
 /// A connection, with or without TLS.
-pub enum Stream {
-    /// Cleartext.
-    Plain(TcpStream),
-    /// TLS over TCP.
-    Tls(Box<TlsStream<TcpStream>>),
+pub type Stream = MaybeHttpsStream<TokioIo<TcpStream>>;
+
+/// Dials a target: a `tower::Service<Uri>`, as tonic's channel and hyper-util's
+/// client both want.
+pub type Connector = BoxCloneSyncService<Uri, Stream, BoxError>;
+
+/// The dialer for `target`; `https` says whether it speaks TLS.
+pub fn connector(target: &Target, https: bool) -> Result<Connector, ConnectError> {
+    let config = if https {
+        tls::client_config(&target.tls)?
+    } else {
+        // hyper-rustls wants a configuration even for cleartext; it never uses this one.
+        ClientConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ConnectError::Invalid(e.to_string()))?
+            .with_root_certificates(RootCertStore::empty())
+            .with_no_client_auth()
+    };
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let builder = HttpsConnector::<HttpConnector>::builder()
+        .with_tls_config(config)
+        .https_or_http();
+    let builder = match &target.tls.server_name {
+        Some(name) => {
+            let name = ServerName::try_from(name.clone())
+                .map_err(|e| ConnectError::Invalid(format!("bad TLS server name {name:?}: {e}")))?;
+            builder.with_server_name_resolver(FixedServerNameResolver::new(name))
+        }
+        None => builder,
+    };
+    // ALPN: h2 for native gRPC; none (HTTP/1.1) for gRPC-Web.
+    let dialer = match target.protocol {
+        Protocol::Grpc => builder.enable_http2().wrap_connector(http),
+        Protocol::GrpcWeb | Protocol::GrpcWebText => builder.enable_http1().wrap_connector(http),
+    };
+    let scheme = if https { Scheme::HTTPS } else { Scheme::HTTP };
+    let timeout = target.connect_timeout;
+    let service = ServiceBuilder::new()
+        .map_err(move |error| explain(error, timeout))
+        // tonic hands its connector `http://` URIs (it has no TLS of its own here):
+        // the target's scheme decides.
+        .map_request(move |uri: Uri| with_scheme(uri, scheme.clone()))
+        .timeout(timeout)
+        .service(dialer);
+    Ok(BoxCloneSyncService::new(service))
 }
 
-impl Connection for Stream {
-    fn connected(&self) -> Connected {
-        match self {
-            Self::Plain(tcp) => tcp.connected(),
-            Self::Tls(tls) => {
-                let connected = tls.get_ref().0.connected();
-                if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                    connected.negotiated_h2()
-                } else {
-                    connected
-                }
-            }
-        }
+fn with_scheme(uri: Uri, scheme: Scheme) -> Uri {
+    let mut parts = uri.into_parts();
+    parts.scheme = Some(scheme);
+    Uri::from_parts(parts).expect("a URI with a scheme and an authority")
+}
+
+/// Names the step that failed: the timer, or the TLS handshake (whose rustls error
+/// hyper-rustls wraps in two `io::Error`s that hide it from `source()`).
+fn explain(error: BoxError, timeout: Duration) -> BoxError {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        return format!(
+            "no connection within {} ms (connect timeout)",
+            timeout.as_millis()
+        )
+        .into();
+    }
+    match tls_error(&*error) {
+        Some(tls) => format!("TLS handshake failed: {tls}").into(),
+        None => error,
     }
 }
 
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Tls(s) => Pin::new(s).poll_read(cx, buf),
-        }
+fn tls_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return Some(tls);
     }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Tls(s) => Pin::new(s).poll_write(cx, buf),
-        }
+    if let Some(inner) = error
+        .downcast_ref::<io::Error>()
+        .and_then(io::Error::get_ref)
+    {
+        return tls_error(inner);
     }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_flush(cx),
-            Self::Tls(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Self::Tls(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
+    error.source().and_then(tls_error)
 }

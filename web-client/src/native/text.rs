@@ -45,7 +45,7 @@ impl Layer<Http> for TextLayer {
 }
 
 /// The pooled HTTP/1.1 client underneath.
-pub type Http = hyper_util::client::legacy::Client<super::connector::Connector, BoxBody>;
+pub type Http = hyper_util::client::legacy::Client<super::Connector, BoxBody>;
 
 /// See [`TextLayer`].
 #[derive(Clone)]

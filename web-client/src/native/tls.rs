@@ -1,7 +1,8 @@
-//! The rustls client configuration from the probe's TLS options: which roots to
-//! trust, an optional client certificate, and ALPN for the wire.
+//! TLS settings, one type for both ends: a client (the probe, the upstream monitor)
+//! and the server read the same fields, and each builds its own rustls
+//! configuration from them (the server's lives in `healthweb-server`).
 
-use std::{path::Path, sync::Arc};
+use std::{path::Path, path::PathBuf, sync::Arc};
 
 use rustls::{
     ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
@@ -9,11 +10,34 @@ use rustls::{
     crypto::CryptoProvider,
     pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem::PemObject},
 };
+use serde::Deserialize;
 
-use super::{ConnectError, Protocol, TlsOptions};
+use super::ConnectError;
 
-/// The certificates of a PEM file; the reason, if none can be had. The server's TLS
-/// setup reads its own files with it too.
+/// Where the TLS material lives and how far to trust the peer.
+///
+/// As a client: `ca` verifies the server (the system's roots when absent),
+/// `cert` with `key` is a client certificate (mTLS). As the server: `cert` and
+/// `key` are its identity, and `ca`, when given, must have signed every client's
+/// certificate (mTLS).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// A CA bundle (PEM): whom to trust on the other end.
+    pub ca: Option<PathBuf>,
+    /// A certificate chain (PEM), leaf first: who we are.
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of `cert`.
+    pub key: Option<PathBuf>,
+    /// Client only: the name to verify the server's certificate against, instead
+    /// of the address's host.
+    pub server_name: Option<String>,
+    /// Client only: accept any server certificate (tests and emergencies).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// The certificates of a PEM file; the reason, if none can be had.
 pub fn pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| e.to_string())?
@@ -25,34 +49,34 @@ pub fn pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
-fn certs(what: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, ConnectError> {
-    pem_certs(path).map_err(|e| {
-        ConnectError::Invalid(format!("cannot load {what} from {}: {e}", path.display()))
-    })
+/// The private key of a PEM file; the reason, if there is none.
+pub fn pem_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| e.to_string())
 }
 
-/// Builds the client configuration; ALPN offers `h2` for native gRPC and
-/// `http/1.1` for gRPC-Web.
-pub fn client_config(
-    options: &TlsOptions,
-    protocol: Protocol,
-) -> Result<Arc<ClientConfig>, ConnectError> {
+fn invalid(what: &str, path: &Path, reason: impl std::fmt::Display) -> ConnectError {
+    ConnectError::Invalid(format!(
+        "cannot load {what} from {}: {reason}",
+        path.display()
+    ))
+}
+
+/// A client configuration with no ALPN (hyper-rustls sets it for the wire).
+pub(super) fn client_config(settings: &TlsSettings) -> Result<ClientConfig, ConnectError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| ConnectError::Invalid(e.to_string()))?;
-    let builder = if options.no_verify {
+    let builder = if settings.insecure_skip_verify {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
     } else {
         let mut roots = RootCertStore::empty();
-        match &options.ca {
+        match &settings.ca {
             Some(path) => {
-                for cert in certs("CA", path)? {
-                    roots.add(cert).map_err(|e| {
-                        ConnectError::Invalid(format!("bad CA in {}: {e}", path.display()))
-                    })?;
+                for cert in pem_certs(path).map_err(|e| invalid("CA", path, e))? {
+                    roots.add(cert).map_err(|e| invalid("CA", path, e))?;
                 }
             }
             None => {
@@ -67,30 +91,19 @@ pub fn client_config(
         }
         builder.with_root_certificates(roots)
     };
-    let mut config = match (&options.cert, &options.key) {
+    match (&settings.cert, &settings.key) {
         (Some(cert), Some(key)) => {
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-                ConnectError::Invalid(format!(
-                    "cannot load private key from {}: {e}",
-                    key.display()
-                ))
-            })?;
+            let key = pem_key(key).map_err(|e| invalid("private key", key, e))?;
+            let chain = pem_certs(cert).map_err(|e| invalid("certificate", cert, e))?;
             builder
-                .with_client_auth_cert(certs("certificate", cert)?, key)
-                .map_err(|e| ConnectError::Invalid(format!("bad client certificate: {e}")))?
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| ConnectError::Invalid(format!("bad client certificate: {e}")))
         }
-        (None, None) => builder.with_no_client_auth(),
-        _ => {
-            return Err(ConnectError::Invalid(
-                "a client certificate needs both --tls-cert and --tls-key".into(),
-            ));
-        }
-    };
-    config.alpn_protocols = match protocol {
-        Protocol::Grpc => vec![b"h2".to_vec()],
-        Protocol::GrpcWeb | Protocol::GrpcWebText => vec![b"http/1.1".to_vec()],
-    };
-    Ok(Arc::new(config))
+        (None, None) => Ok(builder.with_no_client_auth()),
+        _ => Err(ConnectError::Invalid(
+            "a client certificate needs both --tls-cert and --tls-key".into(),
+        )),
+    }
 }
 
 /// Accepts any server certificate, still checking that the handshake itself is signed.

@@ -1,8 +1,9 @@
 //! `healthweb check`: a grpc-health-probe that also speaks gRPC-Web, on the same
 //! client core as the browser module (`healthweb-client`, native build).
 //!
-//! Exit codes are grpc-health-probe's, so it drops into existing scripts:
-//! 0 SERVING, 1 bad arguments, 2 connection failure, 3 RPC failure, 4 not SERVING.
+//! Exit codes are grpc-health-probe's ([`Exit`]), so it drops into existing
+//! scripts: 0 SERVING, 1 bad arguments, 2 connection failure, 3 RPC failure,
+//! 4 not SERVING.
 //!
 //! Three ways to run: one Check (the default); `--watch`, following the status
 //! with Watch and printing each change (reconnecting as the spec says); and
@@ -10,24 +11,76 @@
 
 use std::{
     io::Write,
+    path::PathBuf,
     time::{Duration, Instant, SystemTime},
 };
 
+use clap::Args;
 use healthweb_client::{
     ConnState, Error, Options, ServingStatus, Update,
-    native::{self, ConnectError, NativeClient, Target},
+    native::{self, ConnectError, NativeClient, Protocol, Target, TlsSettings},
 };
 
-/// Exit code: the service is SERVING.
-pub const SERVING: u8 = 0;
-/// Exit code: the arguments (or TLS files, headers) are unusable.
-pub const BAD_ARGUMENTS: u8 = 1;
-/// Exit code: no connection (refused, TLS handshake, connect timeout).
-pub const CONNECTION_FAILURE: u8 = 2;
-/// Exit code: the RPC failed (NOT_FOUND, DEADLINE_EXCEEDED, UNAVAILABLE...).
-pub const RPC_FAILURE: u8 = 3;
-/// Exit code: the server answered, and not SERVING.
-pub const NOT_SERVING: u8 = 4;
+use crate::exit::Exit;
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// The server: http://HOST:PORT, or https://HOST:PORT for TLS.
+    #[arg(long, env = "HEALTHWEB_ADDR", value_name = "URL")]
+    addr: String,
+    /// The service to check; "" (the default) is the whole server.
+    #[arg(long, default_value = "")]
+    service: String,
+    /// Speak gRPC-Web (binary) over HTTP/1.1 instead of native gRPC.
+    #[arg(long, conflicts_with = "grpc_web_text")]
+    grpc_web: bool,
+    /// Speak gRPC-Web text (base64) over HTTP/1.1 instead of native gRPC.
+    #[arg(long)]
+    grpc_web_text: bool,
+    /// Deadline of each Check (sent as grpc-timeout, and enforced here).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// How long to wait for the connection (TCP and TLS).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    connect_timeout: Duration,
+    /// An extra request header, NAME:VALUE (for example authorization:Bearer x); repeatable.
+    #[arg(long = "header", value_name = "NAME:VALUE", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+    /// The user-agent to send.
+    #[arg(long, value_name = "UA")]
+    user_agent: Option<String>,
+    /// CA bundle (PEM) to verify the server with, instead of the system's roots.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mTLS; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Client private key (PEM) for mTLS; needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The name to verify the server certificate against, instead of the address's host.
+    #[arg(long, value_name = "NAME")]
+    tls_server_name: Option<String>,
+    /// Accept any server certificate (tests and emergencies only).
+    #[arg(long)]
+    tls_no_verify: bool,
+    /// Follow the status with Watch and print each change with its time, until ctrl-c.
+    #[arg(long, conflicts_with = "interval")]
+    watch: bool,
+    /// Check again every DURATION (for example 1s) and print each result, until ctrl-c.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    interval: Option<Duration>,
+    /// How to print results.
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?} is not NAME:VALUE"))?;
+    Ok((name.trim().to_owned(), value.trim().to_owned()))
+}
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -39,20 +92,59 @@ pub enum Output {
 }
 
 /// What to probe and how.
-#[derive(Debug, Clone)]
-pub struct Probe {
+struct Probe {
     /// Where, over which wire, with which TLS.
-    pub target: Target,
+    target: Target,
     /// The service to ask about; `""` is the whole server.
-    pub service: String,
+    service: String,
     /// Deadline and extra headers of each call.
-    pub options: Options,
+    options: Options,
     /// How to print.
-    pub output: Output,
+    output: Output,
+}
+
+/// `healthweb check`: one Check, or `--watch`, or `--interval`.
+pub async fn run(args: CheckArgs) -> Exit {
+    let protocol = match (args.grpc_web, args.grpc_web_text) {
+        (true, _) => Protocol::GrpcWeb,
+        (_, true) => Protocol::GrpcWebText,
+        _ => Protocol::Grpc,
+    };
+    let probe = Probe {
+        target: Target {
+            url: args.addr,
+            protocol,
+            tls: TlsSettings {
+                ca: args.tls_ca,
+                cert: args.tls_cert,
+                key: args.tls_key,
+                server_name: args.tls_server_name,
+                insecure_skip_verify: args.tls_no_verify,
+            },
+            connect_timeout: args.connect_timeout,
+            user_agent: args.user_agent,
+        },
+        service: args.service,
+        options: Options {
+            timeout: Some(args.timeout),
+            headers: args.headers,
+        },
+        output: args.output,
+    };
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    if args.watch {
+        watch(&probe, stop).await
+    } else if let Some(interval) = args.interval {
+        poll(&probe, interval, stop).await
+    } else {
+        check_once(&probe).await
+    }
 }
 
 /// Runs one Check and returns the exit code.
-pub async fn check_once(probe: &Probe) -> u8 {
+async fn check_once(probe: &Probe) -> Exit {
     let client = match connect(probe).await {
         Ok(client) => client,
         Err(code) => return code,
@@ -63,14 +155,14 @@ pub async fn check_once(probe: &Probe) -> u8 {
 }
 
 /// Polls Check every `interval` until interrupted; returns the last exit code.
-pub async fn poll(probe: &Probe, interval: Duration, stop: impl Future<Output = ()>) -> u8 {
+async fn poll(probe: &Probe, interval: Duration, stop: impl Future<Output = ()>) -> Exit {
     let client = match connect(probe).await {
         Ok(client) => client,
         Err(code) => return code,
     };
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut code = RPC_FAILURE;
+    let mut code = Exit::RpcFailure;
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -85,12 +177,12 @@ pub async fn poll(probe: &Probe, interval: Duration, stop: impl Future<Output = 
 
 /// Follows the status with Watch until interrupted; returns the exit code of the
 /// last status seen.
-pub async fn watch(probe: &Probe, stop: impl Future<Output = ()>) -> u8 {
+async fn watch(probe: &Probe, stop: impl Future<Output = ()>) -> Exit {
     let client = match connect(probe).await {
         Ok(client) => client,
         Err(code) => return code,
     };
-    let mut code = RPC_FAILURE;
+    let mut code = Exit::RpcFailure;
     let mut last = None;
     let follow = client.watch(&probe.service, |update: Update| {
         // The core reports every reconnect attempt; a person wants each change once.
@@ -109,12 +201,12 @@ pub async fn watch(probe: &Probe, stop: impl Future<Output = ()>) -> u8 {
     code
 }
 
-async fn connect(probe: &Probe) -> Result<NativeClient, u8> {
+async fn connect(probe: &Probe) -> Result<NativeClient, Exit> {
     match native::connect(&probe.target, probe.options.clone()).await {
         Ok(client) => Ok(client),
         Err(error @ ConnectError::Invalid(_)) => {
             fail(probe, "bad arguments", &error.to_string(), None);
-            Err(BAD_ARGUMENTS)
+            Err(Exit::BadArguments)
         }
         Err(error) => {
             let hint = "is the server running, and is the address right? \
@@ -125,16 +217,16 @@ async fn connect(probe: &Probe) -> Result<NativeClient, u8> {
                 &format!("{error} ({hint})"),
                 None,
             );
-            Err(CONNECTION_FAILURE)
+            Err(Exit::ConnectionFailure)
         }
     }
 }
 
-fn exit_code(status: ServingStatus) -> u8 {
+fn exit_code(status: ServingStatus) -> Exit {
     if status == ServingStatus::Serving {
-        SERVING
+        Exit::Success
     } else {
-        NOT_SERVING
+        Exit::NotServing
     }
 }
 
@@ -147,7 +239,7 @@ fn report(
     result: &Result<ServingStatus, Error>,
     latency: Duration,
     at: Option<SystemTime>,
-) -> u8 {
+) -> Exit {
     let ms = latency.as_secs_f64() * 1000.0;
     match result {
         Ok(status) => {
@@ -187,7 +279,7 @@ fn report(
                 &format!("{error}{hint}"),
                 Some(error),
             );
-            RPC_FAILURE
+            Exit::RpcFailure
         }
     }
 }

@@ -1,0 +1,103 @@
+//! `healthweb`: serve the gRPC health protocol to every caller on one port,
+//! change statuses at run time, and probe any gRPC health server.
+//!
+//! This binary only reads arguments, sets up logging and signals, and calls the
+//! library; exit codes are grpc-health-probe's ([`exit::Exit`]).
+//!
+//! # Layout
+//! - `serve`: `healthweb serve`, flags to [`healthweb_server::Settings`].
+//! - `check`: `healthweb check`, the probe.
+//! - `admin`: `healthweb set` and `healthweb remove`, the admin API's client.
+//! - `signals`: SIGTERM, ctrl-c and SIGHUP.
+//! - `exit`: the exit codes.
+
+mod admin;
+mod check;
+mod exit;
+mod serve;
+mod signals;
+
+use std::{process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::Exit;
+
+#[derive(Parser)]
+#[command(name = "healthweb", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve grpc.health.v1.Health over gRPC, gRPC-Web, /healthz and the status page.
+    Serve(Box<serve::ServeArgs>),
+    /// Set a service's status through a running server's admin API.
+    Set(admin::SetArgs),
+    /// Remove a service through a running server's admin API (Check then answers NOT_FOUND).
+    Remove(admin::RemoveArgs),
+    /// Probe a gRPC health server, natively or over gRPC-Web, like grpc-health-probe.
+    /// Exit codes: 0 SERVING, 1 bad arguments, 2 connection failure, 3 RPC failure,
+    /// 4 not SERVING.
+    Check(Box<check::CheckArgs>),
+}
+
+/// jemalloc, with a background thread that returns freed pages within about a second
+/// (`JEMALLOC_SYS_WITH_MALLOC_CONF` in `.cargo/config.toml`): glibc's malloc kept
+/// ~60 MiB after 10k Watch streams had closed, and mimalloc all of it (BENCHMARKS.md).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Writes one line to stderr with a single `write`, so a reader never sees half of
+/// it. `eprintln!` writes each piece of its format separately (`listening on `,
+/// the scheme, each octet of the address, the port...), and a test that read the
+/// pipe as it came once took `http://127.0.0.` for the whole address.
+pub fn say(line: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let line = format!("{line}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                Exit::BadArguments.into()
+            } else {
+                Exit::Success.into()
+            };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HEALTHWEB_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            say(format_args!(
+                "healthweb: cannot start the async runtime: {error}"
+            ));
+            return ExitCode::FAILURE;
+        }
+    };
+    let exit = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(*args).await,
+            Command::Set(args) => admin::set(args).await,
+            Command::Remove(args) => admin::remove(args).await,
+            Command::Check(args) => check::run(*args).await,
+        }
+    });
+    // Connections past the grace are dropped with the runtime, not waited for.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    exit.into()
+}

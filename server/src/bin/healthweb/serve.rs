@@ -1,0 +1,199 @@
+//! `healthweb serve`: every flag (each also an environment variable) into
+//! [`Settings`], then the library's [`Server`], with signals around it.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Args;
+use healthweb_client::native::TlsSettings;
+use healthweb_server::{
+    ConnectionLimits, HealthLimits, Server, Settings, cors::CorsSettings, status::ServiceStatus,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{exit::Exit, say, signals};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on for gRPC, gRPC-Web, /healthz and the page (port 0 picks one).
+    #[arg(long, env = "HEALTHWEB_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Directory of the status page, served at /.
+    #[arg(long, env = "HEALTHWEB_WWW", default_value = "www")]
+    www: PathBuf,
+    /// A service and its status, NAME=STATUS with STATUS one of SERVING, NOT_SERVING,
+    /// UNKNOWN; repeatable; `=STATUS` sets the whole server (""). Wins over --config.
+    #[arg(
+        long = "service",
+        env = "HEALTHWEB_SERVICE",
+        value_delimiter = ',',
+        value_name = "NAME=STATUS"
+    )]
+    services: Vec<ServiceStatus>,
+    /// TOML file with a [services] table of NAME = "STATUS"; re-read on SIGHUP.
+    #[arg(long, env = "HEALTHWEB_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address of the admin HTTP API (set or remove statuses at run time); off when absent.
+    #[arg(long, env = "HEALTHWEB_ADMIN_LISTEN", value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
+    /// Let --admin-listen bind a non-loopback address. The admin API has no authentication.
+    #[arg(long, env = "HEALTHWEB_ADMIN_ALLOW_REMOTE")]
+    admin_allow_remote: bool,
+    /// An origin whose pages may call this server (CORS): scheme://host[:port]; repeatable;
+    /// `*` allows any. Without it only same-origin pages can call.
+    #[arg(
+        long = "cors-origin",
+        env = "HEALTHWEB_CORS_ORIGIN",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    cors_origins: Vec<String>,
+    /// A request header other origins may send, besides content-type, authorization,
+    /// x-grpc-web, x-user-agent and grpc-timeout; repeatable.
+    #[arg(
+        long = "cors-allow-header",
+        env = "HEALTHWEB_CORS_ALLOW_HEADER",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    cors_allow_headers: Vec<String>,
+    /// On SIGTERM or ctrl-c, how long open connections get before they are closed.
+    #[arg(long, env = "HEALTHWEB_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    shutdown_grace: Duration,
+    /// Concurrent HTTP/2 streams per connection (each open Watch holds one).
+    #[arg(long, env = "HEALTHWEB_MAX_CONCURRENT_STREAMS", default_value_t = ConnectionLimits::default().max_concurrent_streams)]
+    max_concurrent_streams: u32,
+    /// How long an HTTP/1.1 client may take to send its request headers.
+    #[arg(long, env = "HEALTHWEB_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    header_read_timeout: Duration,
+    /// Open connections at once; more wait in the listen backlog.
+    #[arg(long, env = "HEALTHWEB_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections)]
+    max_connections: usize,
+    /// Largest gRPC request message, in bytes; larger ones get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "HEALTHWEB_MAX_REQUEST_SIZE", default_value_t = Settings::default().max_request_message)]
+    max_request_size: usize,
+    /// Longest service name, in bytes; longer ones get INVALID_ARGUMENT.
+    #[arg(long, env = "HEALTHWEB_MAX_SERVICE_NAME", default_value_t = HealthLimits::default().max_service_name)]
+    max_service_name: usize,
+    /// TLS certificate chain (PEM) for the port: gRPC over HTTP/2 (ALPN h2), gRPC-Web
+    /// and the page over https. Needs --tls-key.
+    #[arg(
+        long,
+        env = "HEALTHWEB_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) matching --tls-cert.
+    #[arg(
+        long,
+        env = "HEALTHWEB_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// CA bundle (PEM): clients must present a certificate it signed (mTLS).
+    #[arg(
+        long,
+        env = "HEALTHWEB_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_client_ca: Option<PathBuf>,
+    /// Most services List returns; past it List answers RESOURCE_EXHAUSTED.
+    #[arg(long, env = "HEALTHWEB_LIST_LIMIT", default_value_t = HealthLimits::default().max_list)]
+    list_limit: usize,
+}
+
+impl ServeArgs {
+    fn settings(self) -> Settings {
+        Settings {
+            listen: self.listen,
+            admin_listen: self.admin_listen,
+            admin_allow_remote: self.admin_allow_remote,
+            www: self.www,
+            services: self.services,
+            config: self.config,
+            cors: CorsSettings {
+                origins: self.cors_origins,
+                allow_headers: self.cors_allow_headers,
+            },
+            connections: ConnectionLimits {
+                max_concurrent_streams: self.max_concurrent_streams,
+                header_read_timeout: self.header_read_timeout,
+                max_connections: self.max_connections,
+            },
+            health: HealthLimits {
+                max_service_name: self.max_service_name,
+                max_list: self.list_limit,
+            },
+            max_request_message: self.max_request_size,
+            shutdown_grace: self.shutdown_grace,
+            tls: self.tls_cert.map(|cert| TlsSettings {
+                cert: Some(cert),
+                key: self.tls_key,
+                ca: self.tls_client_ca,
+                ..TlsSettings::default()
+            }),
+        }
+    }
+}
+
+pub async fn run(args: ServeArgs) -> Exit {
+    let settings = args.settings();
+    let grace = settings.shutdown_grace;
+    let server = match Server::new(settings) {
+        Ok(server) => server,
+        Err(error) => {
+            say(format_args!("healthweb: {error}"));
+            return Exit::BadArguments;
+        }
+    };
+    // Before the address is announced, so a signal sent the moment the server is
+    // up is handled, never the default action (which kills).
+    let (terminate, hangup) = match (signals::Terminate::install(), signals::Hangup::install()) {
+        (Ok(terminate), Ok(hangup)) => (terminate, hangup),
+        (Err(error), _) | (_, Err(error)) => {
+            say(format_args!("healthweb: cannot catch signals: {error}"));
+            return Exit::BadArguments;
+        }
+    };
+    let listeners = match server.bind().await {
+        Ok(listeners) => listeners,
+        Err(error) => {
+            say(format_args!("healthweb: {error}"));
+            return Exit::ConnectionFailure;
+        }
+    };
+    // Tests and scripts read these lines to learn a port-0 address.
+    let scheme = if server.is_tls() { "https" } else { "http" };
+    if let Ok(addr) = listeners.main.local_addr() {
+        say(format_args!("listening on {scheme}://{addr}"));
+    }
+    if let Some(Ok(addr)) = listeners.admin.as_ref().map(|l| l.local_addr()) {
+        say(format_args!("admin listening on http://{addr}"));
+    }
+    let reloader = server.reloader();
+    tokio::spawn(hangup.on_each(move || {
+        if !reloader.has_file() {
+            tracing::info!("SIGHUP: no --config file to reload");
+            return;
+        }
+        match reloader.reload() {
+            Ok(upstreams) => tracing::info!(upstreams, "config reloaded"),
+            Err(error) => tracing::error!(%error, "config reload failed; the running config stays"),
+        }
+    }));
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        terminate.recv().await;
+        say(format_args!(
+            "shutting down: every service is NOT_SERVING; draining for at most {}",
+            humantime::format_duration(grace)
+        ));
+        stop.cancel();
+    });
+    server.run(listeners, shutdown).await;
+    say("stopped");
+    Exit::Success
+}

@@ -1,0 +1,273 @@
+//! One upstream's task: follow it with Watch, poll its Check, or GET a URL, and
+//! turn each result into a [`Report`] and, through the thresholds, a status.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use healthweb_client::{
+    Error, Options, ServingStatus,
+    backoff::jitter,
+    native::{self, NativeClient, Protocol, Target},
+};
+
+use super::{Mode, Report, Reports, Thresholds, http::HttpProbe};
+use crate::{
+    registry::HealthRegistry,
+    upstream::{UpstreamConfig, Via},
+};
+
+/// How far each interval is spread, so that many upstreams do not probe in lockstep.
+const JITTER: f64 = 0.1;
+
+/// What one probe found.
+struct Outcome {
+    mode: Mode,
+    /// What the upstream answered, if it answered.
+    answer: Option<String>,
+    /// Why the probe failed, if it did.
+    error: Option<String>,
+    latency: Duration,
+    verdict: Verdict,
+}
+
+/// How a probe moves the upstream's status.
+enum Verdict {
+    /// One more success or failure for the thresholds to count.
+    Counted(bool),
+    /// A status the upstream's Watch delivered: taken at once.
+    Taken(ServingStatus),
+}
+
+impl Outcome {
+    fn failed(mode: Mode, error: String, latency: Duration) -> Self {
+        Self {
+            mode,
+            answer: None,
+            error: Some(error),
+            latency,
+            verdict: Verdict::Counted(false),
+        }
+    }
+}
+
+/// One upstream's task state.
+pub(super) struct Upstream {
+    config: UpstreamConfig,
+    registry: HealthRegistry,
+    reports: Reports,
+    thresholds: Thresholds,
+    status: ServingStatus,
+}
+
+impl Upstream {
+    pub(super) fn new(config: UpstreamConfig, registry: HealthRegistry, reports: Reports) -> Self {
+        // A restarted upstream keeps what it showed; a new one is UNKNOWN until it knows.
+        let status = registry.check(&config.name).unwrap_or_else(|| {
+            let _ = registry.set(&config.name, ServingStatus::Unknown);
+            ServingStatus::Unknown
+        });
+        let thresholds = Thresholds::new(config.healthy_threshold, config.unhealthy_threshold);
+        Self {
+            config,
+            registry,
+            reports,
+            thresholds,
+            status,
+        }
+    }
+
+    fn target(&self) -> Target {
+        Target {
+            url: self.config.target.clone(),
+            protocol: match self.config.protocol {
+                Via::Health(protocol) => protocol,
+                // A plain GET goes over the HTTP/1.1 wire.
+                Via::Http => Protocol::GrpcWeb,
+            },
+            tls: self.config.tls.clone(),
+            connect_timeout: self.config.timeout,
+            user_agent: Some(concat!("healthweb-monitor/", env!("CARGO_PKG_VERSION")).into()),
+        }
+    }
+
+    pub(super) async fn run(mut self) {
+        let target = self.target();
+        match self.config.protocol {
+            Via::Http => self.get(&target).await,
+            Via::Health(_) => self.health(&target).await,
+        }
+    }
+
+    /// `protocol = "http"`: a GET every interval.
+    async fn get(&mut self, target: &Target) {
+        let path = match self.config.service.as_str() {
+            "" => "/".to_owned(),
+            path => path.to_owned(),
+        };
+        let probe = HttpProbe::new(target, &path);
+        loop {
+            let start = Instant::now();
+            let outcome = match probe.as_ref() {
+                Err(error) => Outcome::failed(Mode::Poll, error.clone(), start.elapsed()),
+                Ok(probe) => {
+                    let (answer, error) = match probe.status(self.config.timeout).await {
+                        Ok(code) if (200..300).contains(&code) => {
+                            (Some(format!("HTTP {code}")), None)
+                        }
+                        Ok(code) => (
+                            Some(format!("HTTP {code}")),
+                            Some(format!("HTTP {code} from {path}")),
+                        ),
+                        Err(error) => (None, Some(error)),
+                    };
+                    Outcome {
+                        mode: Mode::Poll,
+                        verdict: Verdict::Counted(error.is_none()),
+                        answer,
+                        error,
+                        latency: start.elapsed(),
+                    }
+                }
+            };
+            self.record(outcome);
+            self.pause().await;
+        }
+    }
+
+    /// The Health service: Watch while the upstream has it, Check every interval
+    /// once it says UNIMPLEMENTED; reconnects every interval.
+    async fn health(&mut self, target: &Target) {
+        let options = Options {
+            timeout: Some(self.config.timeout),
+            headers: self.config.headers.clone().into_iter().collect(),
+        };
+        let mut watch = self.config.watch;
+        loop {
+            let start = Instant::now();
+            let client = match native::connect(target, options.clone()).await {
+                Ok(client) => client,
+                Err(error) => {
+                    self.record(Outcome::failed(
+                        Mode::Poll,
+                        error.to_string(),
+                        start.elapsed(),
+                    ));
+                    self.pause().await;
+                    continue;
+                }
+            };
+            loop {
+                let start = Instant::now();
+                if watch {
+                    let error = match self.watch(&client).await {
+                        Err(error) if error.code() == tonic::Code::Unimplemented => {
+                            // The spec: never retry a Watch the server does not have.
+                            watch = false;
+                            continue;
+                        }
+                        Err(error) => error.to_string(),
+                        Ok(()) => "the Watch stream ended".to_owned(),
+                    };
+                    self.record(Outcome::failed(Mode::Watch, error, start.elapsed()));
+                    // The channel reconnects by itself; the next Watch is the reconnect.
+                } else {
+                    let outcome = match client.check(&self.config.service).await {
+                        Ok(status) => Outcome {
+                            mode: Mode::Poll,
+                            answer: Some(status.as_str_name().to_owned()),
+                            error: None,
+                            latency: start.elapsed(),
+                            verdict: Verdict::Counted(status == ServingStatus::Serving),
+                        },
+                        Err(error) => {
+                            Outcome::failed(Mode::Poll, error.to_string(), start.elapsed())
+                        }
+                    };
+                    self.record(outcome);
+                }
+                self.pause().await;
+            }
+        }
+    }
+
+    /// One Watch call: the first message must come within the timeout; each
+    /// message after it is taken at once. Returns when the stream ends.
+    async fn watch(&mut self, client: &NativeClient) -> Result<(), Error> {
+        let start = Instant::now();
+        let deadline = self.config.timeout;
+        let (mut stream, mut message) = tokio::time::timeout(deadline, async {
+            let mut stream = client.open_watch(&self.config.service).await?;
+            let first = stream.message().await?;
+            Ok::<_, Error>((stream, first))
+        })
+        .await
+        .map_err(|_| Error::Deadline(deadline))??;
+        let latency = start.elapsed();
+        while let Some(reply) = message {
+            let answer = reply.status();
+            let shown = match answer {
+                ServingStatus::Serving => ServingStatus::Serving,
+                ServingStatus::Unknown => ServingStatus::Unknown,
+                // Not serving, or not knowing the service: either way not usable.
+                _ => ServingStatus::NotServing,
+            };
+            self.record(Outcome {
+                mode: Mode::Watch,
+                answer: Some(answer.as_str_name().to_owned()),
+                error: None,
+                latency,
+                verdict: Verdict::Taken(shown),
+            });
+            message = stream.message().await?;
+        }
+        Ok(())
+    }
+
+    /// Feeds the thresholds, moves the status if they settle one, and updates the report.
+    fn record(&mut self, outcome: Outcome) {
+        let settled = match outcome.verdict {
+            Verdict::Taken(status) => {
+                self.thresholds.take(status);
+                Some(status)
+            }
+            Verdict::Counted(success) => self.thresholds.record(success),
+        };
+        let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let mut reports = self.reports.write().unwrap_or_else(|e| e.into_inner());
+        let report = reports
+            .entry(self.config.name.clone())
+            .or_insert_with(|| Report {
+                target: self.config.target.clone(),
+                protocol: self.config.protocol,
+                mode: outcome.mode,
+                status: self.status.as_str_name(),
+                answer: None,
+                error: None,
+                latency_ms: None,
+                probed_at: None,
+                changed_at: None,
+                successes: 0,
+                failures: 0,
+            });
+        if let Some(status) = settled
+            && status != self.status
+        {
+            self.status = status;
+            report.changed_at = Some(now.clone());
+            // Ignored while healthweb itself is shut down: it stays NOT_SERVING.
+            let _ = self.registry.set(&self.config.name, status);
+        }
+        report.mode = outcome.mode;
+        report.status = self.status.as_str_name();
+        report.answer = outcome.answer;
+        report.error = outcome.error;
+        report.latency_ms = Some((outcome.latency.as_secs_f64() * 1e6).round() / 1e3);
+        report.probed_at = Some(now);
+        report.successes = self.thresholds.successes;
+        report.failures = self.thresholds.failures;
+    }
+
+    /// Waits one interval, spread by [`JITTER`].
+    async fn pause(&self) {
+        tokio::time::sleep(jitter(self.config.interval, JITTER)).await;
+    }
+}

@@ -1,0 +1,228 @@
+//! The composition root: [`Server`] builds every part from [`Settings`] and runs
+//! them, for the `healthweb` binary and the tests alike (mini-redis's
+//! `server::run(listener, shutdown)` is the model).
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use healthweb_server::{Server, Settings};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! let server = Server::new(Settings::default())?; // checks and loads; binds nothing
+//! let listeners = server.bind().await?;
+//! let shutdown = CancellationToken::new();
+//! server.run(listeners, shutdown.clone()).await; // until shutdown.cancel()
+//! # Ok(()) }
+//! ```
+//!
+//! Shutting down: once the token is cancelled every service turns NOT_SERVING
+//! (watchers receive it), then the server drains: open Watch streams end with
+//! UNAVAILABLE, no connection is accepted, the admin API and the upstream monitor
+//! stop, and open connections get the shutdown grace before they are dropped.
+
+use std::{
+    io,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    admin,
+    config::{ConfigError, Configured},
+    monitor::Monitor,
+    registry::HealthRegistry,
+    routes::{self, App},
+    serve::{self, ConnectionLimits},
+    settings::{Settings, SettingsError},
+    tls,
+    upstream::UpstreamConfig,
+};
+
+/// A server, built and checked, not yet listening.
+pub struct Server {
+    listen: SocketAddr,
+    admin_listen: Option<SocketAddr>,
+    registry: HealthRegistry,
+    app: App,
+    admin: Option<axum::Router>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    connections: ConnectionLimits,
+    shutdown_grace: Duration,
+    /// Cancelled when the drain starts; every part that ends then holds a clone.
+    draining: CancellationToken,
+    reloader: Reloader,
+    upstreams: Vec<UpstreamConfig>,
+}
+
+/// The sockets a [`Server`] serves: the one port, and the admin API's.
+#[derive(Debug)]
+pub struct Listeners {
+    /// gRPC, gRPC-Web, `/healthz` and the page.
+    pub main: TcpListener,
+    /// The admin API, when the settings have one.
+    pub admin: Option<TcpListener>,
+}
+
+/// A port that could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct BindError {
+    /// The address asked for.
+    pub addr: SocketAddr,
+    /// What the system said.
+    pub source: io::Error,
+}
+
+impl Server {
+    /// Checks `settings` whole and builds every part: the registry with the
+    /// configured statuses, TLS, CORS, the routes and the admin API. Nothing binds
+    /// and no task starts, so a bad setting is refused before the port is announced.
+    pub fn new(settings: Settings) -> Result<Self, SettingsError> {
+        if let Some(addr) = settings.admin_listen
+            && !addr.ip().is_loopback()
+            && !settings.admin_allow_remote
+        {
+            return Err(SettingsError::AdminNotLoopback(addr));
+        }
+        let tls = settings.tls.as_ref().map(tls::server_config).transpose()?;
+        let registry = HealthRegistry::new();
+        let mut configured = Configured::new(settings.services.clone(), settings.config.clone());
+        let upstreams = configured.apply(&registry)?;
+        let monitor = Monitor::new(registry.clone());
+        let draining = CancellationToken::new();
+        let app = routes::app(
+            &settings,
+            registry.clone(),
+            monitor.reports(),
+            draining.clone(),
+        )?;
+        Ok(Self {
+            listen: settings.listen,
+            admin_listen: settings.admin_listen,
+            admin: settings
+                .admin_listen
+                .map(|_| admin::router(registry.clone())),
+            registry: registry.clone(),
+            app,
+            tls,
+            connections: settings.connections,
+            shutdown_grace: settings.shutdown_grace,
+            draining,
+            reloader: Reloader(Arc::new(Mutex::new(Reloadable {
+                configured,
+                monitor,
+                registry,
+            }))),
+            upstreams,
+        })
+    }
+
+    /// The statuses this server serves, to change them from the program that runs it.
+    pub fn registry(&self) -> &HealthRegistry {
+        &self.registry
+    }
+
+    /// Re-reads the config file on demand (the binary calls it on SIGHUP).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
+    }
+
+    /// Whether the port is served over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Opens the ports the settings name.
+    pub async fn bind(&self) -> Result<Listeners, BindError> {
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| BindError { addr, source })
+        };
+        let main = bind(self.listen).await?;
+        let admin = match self.admin_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        Ok(Listeners { main, admin })
+    }
+
+    /// Serves `listeners` until `shutdown` is cancelled, then drains (see the
+    /// module documentation) and returns.
+    pub async fn run(self, listeners: Listeners, shutdown: CancellationToken) {
+        let Self {
+            registry,
+            app,
+            admin,
+            tls,
+            connections,
+            shutdown_grace,
+            draining,
+            reloader,
+            upstreams,
+            ..
+        } = self;
+        reloader.monitor(|monitor| monitor.apply(&upstreams));
+        if let (Some(router), Some(listener)) = (admin, listeners.admin) {
+            let stop = draining.clone().cancelled_owned();
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!(%error, "admin API stopped");
+                }
+            });
+        }
+        let stop = async {
+            shutdown.cancelled().await;
+            registry.shutdown();
+            draining.cancel();
+        };
+        serve::serve(listeners.main, app, &connections, tls, stop, shutdown_grace).await;
+        reloader.monitor(Monitor::stop);
+    }
+}
+
+/// Re-reads the config file and applies it: statuses set and removed, upstreams
+/// added, changed and removed. Cloning is cheap: clones reload the same server.
+#[derive(Clone)]
+pub struct Reloader(Arc<Mutex<Reloadable>>);
+
+struct Reloadable {
+    configured: Configured,
+    monitor: Monitor,
+    registry: HealthRegistry,
+}
+
+impl Reloader {
+    /// Reloads; on error nothing changes. Returns how many upstreams are monitored.
+    pub fn reload(&self) -> Result<usize, ConfigError> {
+        let mut parts = self.lock();
+        let Reloadable {
+            configured,
+            monitor,
+            registry,
+        } = &mut *parts;
+        let upstreams = configured.apply(registry)?;
+        monitor.apply(&upstreams);
+        Ok(monitor.len())
+    }
+
+    /// Whether there is a config file to reload.
+    pub fn has_file(&self) -> bool {
+        self.lock().configured.file().is_some()
+    }
+
+    fn monitor(&self, change: impl FnOnce(&mut Monitor)) {
+        change(&mut self.lock().monitor);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Reloadable> {
+        // A panic mid-reload leaves the last applied state, which is still whole.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,81 @@
+//! Everything a server is built from, in one value. The `healthweb` binary fills
+//! it from flags and environment variables, tests fill it directly, and
+//! [`crate::Server::new`] checks it whole before anything binds, so a bad value
+//! is refused before the port is announced.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use healthweb_client::native::TlsSettings;
+
+use crate::{
+    config::ConfigError, cors::CorsSettings, health::HealthLimits, serve::ConnectionLimits,
+    status::ServiceStatus, tls::TlsError,
+};
+
+/// One server's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The one port for gRPC, gRPC-Web, `/healthz` and the page (port 0 picks one).
+    pub listen: SocketAddr,
+    /// The admin API's address; off when absent.
+    pub admin_listen: Option<SocketAddr>,
+    /// Let `admin_listen` be a non-loopback address.
+    pub admin_allow_remote: bool,
+    /// The status page's directory, served at `/`.
+    pub www: PathBuf,
+    /// Statuses from the command line; they win over the config file.
+    pub services: Vec<ServiceStatus>,
+    /// The TOML config file, re-read on reload.
+    pub config: Option<PathBuf>,
+    /// Which other origins' pages may call.
+    pub cors: CorsSettings,
+    /// Connection-level limits.
+    pub connections: ConnectionLimits,
+    /// The Health service's own limits.
+    pub health: HealthLimits,
+    /// Largest accepted gRPC request message, in bytes.
+    pub max_request_message: usize,
+    /// How long open connections get to finish once the server drains.
+    pub shutdown_grace: Duration,
+    /// TLS for the port (`cert` and `key`, and `ca` for mTLS); cleartext when absent.
+    pub tls: Option<TlsSettings>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: None,
+            admin_allow_remote: false,
+            www: PathBuf::from("www"),
+            services: Vec::new(),
+            config: None,
+            cors: CorsSettings::default(),
+            connections: ConnectionLimits::default(),
+            health: HealthLimits::default(),
+            max_request_message: 16 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+            tls: None,
+        }
+    }
+}
+
+/// Why settings were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The admin API would be reachable from the network without the operator saying so.
+    #[error(
+        "--admin-listen {0} is not a loopback address and the admin API has no \
+         authentication; bind 127.0.0.1 or pass --admin-allow-remote"
+    )]
+    AdminNotLoopback(SocketAddr),
+    /// A CORS origin or header name that cannot be used.
+    #[error(transparent)]
+    Cors(#[from] crate::cors::CorsError),
+    /// TLS files that cannot be loaded or do not fit together.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The config file cannot be read, parsed or used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
