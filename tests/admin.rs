@@ -45,7 +45,8 @@ async fn set_and_remove_through_the_cli() {
 async fn an_unknown_status_word_is_a_400_listing_the_words() {
     let server = Binary::serve(&["--admin-listen", "127.0.0.1:0"]);
     let url = format!("http://{}/services?name=payments", server.admin.unwrap());
-    let r = raw(Wire::Http1, &url, Method::PUT, &[], "HEALTHY").await;
+    let json = [("content-type", "application/json")];
+    let r = raw(Wire::Http1, &url, Method::PUT, &json, r#""HEALTHY""#).await;
     assert_eq!(r.status, 400);
     assert_eq!(
         String::from_utf8_lossy(&r.body),

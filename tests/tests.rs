@@ -8,9 +8,11 @@
 //! command lines), `static_page` (`/healthz` and the www files), `reflection`,
 //! `cors`, `config` (SIGHUP reload), `admin`, `shutdown` (SIGTERM), `bad_input`,
 //! `interop` (Python grpcio), `tls`, `probe` (`healthweb check`),
-//! `monitor` (upstreams), and `util`, the shared harness.
+//! `monitor` (upstreams), `attack` (hostile and broken connections), and `util`,
+//! the shared harness.
 
 mod admin;
+mod attack;
 mod bad_input;
 mod check;
 mod config;

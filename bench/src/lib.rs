@@ -81,13 +81,15 @@ pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1].as_secs_f64() * 1e3
 }
 
-/// `PUT /services?name=NAME` with `status` as the body, on healthweb's admin API
+/// `PUT /services?name=NAME` with `{"status": STATUS}`, on healthweb's admin API
 /// at `addr` (host:port); fails unless the answer is 2xx.
 pub async fn admin_set(addr: &str, name: &str, status: &str) -> std::io::Result<()> {
     let mut stream = TcpStream::connect(addr).await?;
+    let body = format!(r#"{{"status": "{status}"}}"#);
     let request = format!(
-        "PUT /services?name={name} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{status}",
-        status.len()
+        "PUT /services?name={name} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
     );
     stream.write_all(request.as_bytes()).await?;
     let mut answer = String::new();

@@ -5,13 +5,21 @@
 //! # Routes
 //! - `GET /services`: every service and its status, and how many Watch streams
 //!   follow each watched name, as JSON.
-//! - `PUT /services?name=NAME` with the status word as the body: set it.
+//! - `PUT /services?name=NAME` with `{"status": "SERVING"}` (or the JSON string
+//!   `"SERVING"`): set it.
 //! - `DELETE /services?name=NAME`: remove it (Check then answers NOT_FOUND).
 //! - `POST /shutdown`: every service NOT_SERVING, later changes ignored.
 //! - `POST /resume`: every service SERVING, changes accepted again.
 //!
 //! Off unless `--admin-listen` is given, and loopback-only unless the operator
-//! also passes `--admin-allow-remote`: it has no authentication of its own.
+//! also passes `--admin-allow-remote`. Every request passes [`guard`] first: no
+//! page in a browser can reach it, and with `--admin-token-file` nobody without
+//! the token can.
+//!
+//! # Layout
+//! - [`guard`]: who may call: Host, Origin, `Sec-Fetch-Site`, content type, token.
+
+pub mod guard;
 
 use axum::{
     Router,
@@ -20,6 +28,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
+use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::{
@@ -27,13 +36,14 @@ use crate::{
     status::StatusWord,
 };
 
-/// The admin API's routes.
-pub fn router(registry: HealthRegistry) -> Router {
+/// The admin API's routes, behind `guard`.
+pub fn router(registry: HealthRegistry, guard: guard::Guard) -> Router {
     Router::new()
         .route("/services", get(list).put(set).delete(remove))
         .route("/shutdown", post(shutdown))
         .route("/resume", post(resume))
         .with_state(registry)
+        .layer(axum::middleware::from_fn_with_state(guard, guard::check))
 }
 
 #[derive(Deserialize)]
@@ -63,18 +73,34 @@ async fn list(State(registry): State<HealthRegistry>) -> Response {
     .into_response()
 }
 
-async fn set(State(registry): State<HealthRegistry>, query: Query<Name>, body: String) -> Response {
+async fn set(State(registry): State<HealthRegistry>, query: Query<Name>, body: Bytes) -> Response {
     let Some(name) = query.0.name else {
         return missing_name();
     };
-    let word: StatusWord = match body.parse() {
+    let word = match status_of(&body) {
         Ok(word) => word,
-        Err(error) => return (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response(),
+        Err(message) => return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
     };
     match registry.set(&name, word.0) {
         Ok(()) => format!("{name:?} is {word}\n").into_response(),
         Err(error) => registry_error(error),
     }
+}
+
+/// The status in a `PUT /services` body: `{"status": "SERVING"}`, or just `"SERVING"`.
+fn status_of(body: &[u8]) -> Result<StatusWord, String> {
+    let shape = || r#"send {"status": "SERVING"} (SERVING, NOT_SERVING or UNKNOWN) as JSON"#;
+    let word = match serde_json::from_slice(body) {
+        Ok(serde_json::Value::String(word)) => word,
+        Ok(serde_json::Value::Object(mut fields)) => match fields.remove("status") {
+            Some(serde_json::Value::String(word)) => word,
+            _ => return Err(shape().to_owned()),
+        },
+        Ok(_) => return Err(shape().to_owned()),
+        Err(error) => return Err(format!("the body is not JSON ({error}): {}", shape())),
+    };
+    word.parse()
+        .map_err(|e: crate::status::BadStatus| e.to_string())
 }
 
 async fn remove(State(registry): State<HealthRegistry>, query: Query<Name>) -> Response {

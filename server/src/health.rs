@@ -4,18 +4,18 @@
 //!   with NOT_FOUND naming it.
 //! - Watch: the current status at once, then one message per change and never a
 //!   repeat; an unknown service is SERVICE_UNKNOWN and the stream stays open.
-//!   The stream ends with DEADLINE_EXCEEDED at the caller's `grpc-timeout`, and
-//!   with UNAVAILABLE when the server drains.
+//!   The stream ends with UNAVAILABLE when the server drains; the caller's
+//!   `grpc-timeout` ends it with DEADLINE_EXCEEDED ([`crate::deadline`] keeps
+//!   every call's clock).
 //! - List: every registered service; RESOURCE_EXHAUSTED past the list limit.
 
-use std::{pin::Pin, time::Duration};
+use std::pin::Pin;
 
 use futures_util::Stream;
 use healthweb_proto::pb::{
     HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse,
     health_check_response::ServingStatus, health_server::Health,
 };
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -101,7 +101,6 @@ impl Health for HealthService {
         &self,
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let deadline = grpc_timeout(request.metadata()).map(|t| Instant::now() + t);
         let name = self.service_name(request.get_ref())?;
         let mut watcher = self.registry.watch(name);
         let draining = self.draining.clone();
@@ -127,10 +126,6 @@ impl Health for HealthService {
                             continue;
                         }
                         yield Err(Status::unavailable("the server is shutting down; reconnect to another instance"));
-                        break;
-                    }
-                    _ = sleep_until(deadline) => {
-                        yield Err(Status::deadline_exceeded("the Watch reached its deadline (grpc-timeout)"));
                         break;
                     }
                 }
@@ -159,35 +154,10 @@ impl Health for HealthService {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The caller's deadline from `grpc-timeout` (`1S`, `250m`, ...), as the gRPC
-/// HTTP/2 protocol spells it: at most 8 digits and one unit letter.
-fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
-    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 {
-        return None;
-    }
-    let amount: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(amount * 3600),
-        "M" => Duration::from_secs(amount * 60),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use futures_util::StreamExt;
 
@@ -254,22 +224,6 @@ mod tests {
         assert!(stream.next().await.is_none());
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn watch_ends_at_the_deadline() {
-        let registry = HealthRegistry::new();
-        let (svc, _drain) = service(&registry);
-        let mut request = req("");
-        request
-            .metadata_mut()
-            .insert("grpc-timeout", "1500m".parse().unwrap());
-        let mut stream = svc.watch(request).await.unwrap().into_inner();
-        assert_eq!(next(&mut stream).await, ServingStatus::Serving);
-        let start = Instant::now();
-        let end = stream.next().await.unwrap().unwrap_err();
-        assert_eq!(end.code(), tonic::Code::DeadlineExceeded);
-        assert_eq!(start.elapsed(), Duration::from_millis(1500));
-    }
-
     #[tokio::test]
     async fn list_is_capped() {
         let registry = HealthRegistry::new();
@@ -287,21 +241,5 @@ mod tests {
         registry.remove("s0").unwrap();
         let list = svc.list(Request::new(HealthListRequest {})).await.unwrap();
         assert_eq!(list.into_inner().statuses.len(), 100);
-    }
-
-    #[test]
-    fn grpc_timeout_units() {
-        let mut md = tonic::metadata::MetadataMap::new();
-        for (value, want) in [
-            ("3S", Some(Duration::from_secs(3))),
-            ("250m", Some(Duration::from_millis(250))),
-            ("2H", Some(Duration::from_secs(7200))),
-            ("123456789S", None),
-            ("S", None),
-            ("5x", None),
-        ] {
-            md.insert("grpc-timeout", value.parse().unwrap());
-            assert_eq!(grpc_timeout(&md), want, "{value}");
-        }
     }
 }

@@ -22,7 +22,8 @@
 //! - [`health`]: Check, Watch, List.
 //! - [`routes`]: which request goes where; [`web`]: `/healthz`, `/upstreams`, the
 //!   page; [`cors`]: which other origins may call.
-//! - [`serve`]: the accept loop, connection limits, the bounded drain.
+//! - [`serve`]: the accept loop, every connection's clock and limits, the bounded
+//!   drain; [`deadline`]: every gRPC call's clock.
 //! - [`config`]: `--service` flags and the TOML file, reloaded on SIGHUP.
 //! - [`upstream`], [`monitor`]: `[[upstream]]` entries and the tasks that watch them.
 //! - [`admin`]: the admin HTTP API.
@@ -32,6 +33,7 @@
 pub mod admin;
 pub mod config;
 pub mod cors;
+pub mod deadline;
 pub mod health;
 pub mod monitor;
 pub mod registry;

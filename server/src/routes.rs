@@ -35,8 +35,13 @@ use tonic_reflection::pb::{v1, v1alpha};
 use tower::{Layer, Service};
 
 use crate::{
-    cors::CorsError, health::HealthService, monitor::Reports, registry::HealthRegistry,
-    settings::Settings, web,
+    cors::CorsError,
+    deadline::{CallDeadline, CallDeadlineLayer},
+    health::HealthService,
+    monitor::Reports,
+    registry::HealthRegistry,
+    settings::Settings,
+    web,
 };
 
 const GRPC_WEB_TYPES: [&str; 4] = [
@@ -86,6 +91,10 @@ pub fn app(
         .prepare()
         .into_axum_router()
         .fallback(unknown_method);
+    let grpc = CallDeadlineLayer {
+        request_body_timeout: settings.request_body_timeout,
+    }
+    .layer(grpc);
     let grpc = tonic_web::GrpcWebLayer::new().layer(grpc);
 
     let dispatch = Dispatch {
@@ -209,7 +218,7 @@ fn explain(path: &str, response: &mut Response<Body>) {
 /// The service that sends each request to gRPC or to the plain routes.
 #[derive(Clone)]
 struct Dispatch {
-    grpc: tonic_web::GrpcWebService<Router>,
+    grpc: tonic_web::GrpcWebService<CallDeadline<Router>>,
     web: Router,
 }
 

@@ -1,26 +1,54 @@
 //! The accept loop: HTTP/1.1 and HTTP/2 on one port, cleartext (h2c) or TLS,
-//! with explicit limits, and a bounded graceful drain.
+//! with every connection on a clock, and a bounded graceful drain.
 //!
 //! hyper is driven directly (rather than through `tonic::transport::Server` or
-//! `axum::serve`) because neither exposes every limit this server sets: the
-//! HTTP/1.1 header-read timeout, HTTP/2 concurrent streams and a connection cap.
+//! `axum::serve`) because neither exposes every limit this server sets. Each
+//! connection is watched by its own task (see [`Conn`]):
+//! - it must complete its first request (TLS handshake, protocol choice, HTTP/1.1
+//!   headers, or the HTTP/2 preface and first HEADERS) within the header-read
+//!   timeout, or it is closed;
+//! - with no request or stream open for the idle timeout, it is closed (HTTP/2
+//!   with GOAWAY); an open Watch stream is never idle;
+//! - HTTP/2 PINGs, and TCP keepalive under HTTP/1.1, find peers that vanished;
+//! - at the connection cap, the oldest connection with nothing in flight gives way
+//!   to the new one, so a probe is answered even when idle or silent sockets hold
+//!   every slot; only when every connection has a request in flight do new ones
+//!   wait in the listen backlog;
+//! - an HTTP/1.1 request refused before its body was read has the rest of its body
+//!   read and discarded for a bounded time and size ([`Linger`]), so the client
+//!   reads the refusal instead of a reset.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
 
+use bytes::Bytes;
+use http::{Request, Response, Version};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{
-        conn::auto,
-        graceful::{GracefulShutdown, Watcher},
-    },
+    server::conn::auto,
     service::TowerToHyperService,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    net::TcpListener,
-    sync::Semaphore,
+    net::{TcpListener, TcpStream},
+    sync::Notify,
+    time::Instant,
 };
 use tokio_rustls::{TlsAcceptor, rustls::ServerConfig};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tower::Service;
 
 use crate::routes::App;
 
@@ -29,11 +57,22 @@ use crate::routes::App;
 pub struct ConnectionLimits {
     /// Concurrent HTTP/2 streams per connection (each Watch holds one).
     pub max_concurrent_streams: u32,
-    /// How long a client may take to send its HTTP/1.1 request headers (slowloris);
-    /// the TLS handshake gets as long.
+    /// How long a new connection may take to complete its first request: the TLS
+    /// handshake, the protocol choice, the HTTP/1.1 headers or the HTTP/2 preface
+    /// and first HEADERS (slowloris, silent sockets). Later HTTP/1.1 requests get as
+    /// long for their headers.
     pub header_read_timeout: Duration,
-    /// Open connections at once; past it, new ones wait in the listen backlog.
+    /// A connection with no request or stream open for this long is closed.
+    pub idle_timeout: Duration,
+    /// How often an HTTP/2 connection is PINGed (and the TCP keepalive time
+    /// under HTTP/1.1), to find peers that vanished without closing.
+    pub keepalive_interval: Duration,
+    /// How long a PING may go unanswered before the connection is closed.
+    pub keepalive_timeout: Duration,
+    /// Open connections at once (see the module documentation for what happens at the cap).
     pub max_connections: usize,
+    /// How a refused HTTP/1.1 request's unread body is drained.
+    pub linger: Linger,
 }
 
 impl Default for ConnectionLimits {
@@ -41,7 +80,32 @@ impl Default for ConnectionLimits {
         Self {
             max_concurrent_streams: 1024,
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(20),
             max_connections: 10_000,
+            linger: Linger::default(),
+        }
+    }
+}
+
+/// After an HTTP/1.1 answer that did not read the whole request body (a refusal),
+/// what is left of the body is read and thrown away, for at most `timeout` and
+/// `max_bytes` (nginx's lingering close): closing at once would reset the
+/// connection while the client is still sending, and it would never read the answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Linger {
+    /// How long to keep reading.
+    pub timeout: Duration,
+    /// How much to read at most.
+    pub max_bytes: u64,
+}
+
+impl Default for Linger {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(2),
+            max_bytes: 1 << 20,
         }
     }
 }
@@ -67,20 +131,25 @@ pub async fn serve(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.max_concurrent_streams);
-    let builder = Arc::new(builder);
-    let tls = tls.map(TlsAcceptor::from);
-    let handshake_timeout = limits.header_read_timeout;
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
-    let service = TowerToHyperService::new(app);
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .keep_alive_interval(limits.keepalive_interval)
+        .keep_alive_timeout(limits.keepalive_timeout);
+    let shared = Arc::new(Shared {
+        builder,
+        app,
+        tls: tls.map(TlsAcceptor::from),
+        limits: limits.clone(),
+        table: Table::default(),
+    });
+    let draining = CancellationToken::new();
+    let tasks = TaskTracker::new();
 
     tokio::pin!(stop);
     loop {
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        tokio::select! {
+            () = shared.table.room(limits.max_connections) => {}
             () = &mut stop => break,
-        };
+        }
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -93,47 +162,356 @@ pub async fn serve(
             },
             () = &mut stop => break,
         };
-        let _ = stream.set_nodelay(true);
-        let (builder, service, watcher, tls) = (
-            builder.clone(),
-            service.clone(),
-            graceful.watcher(),
-            tls.clone(),
-        );
-        tokio::spawn(async move {
-            match tls {
-                None => serve_io(&builder, stream, service, watcher, peer).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_io(&builder, stream, service, watcher, peer).await,
-                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                }
-            }
-            drop(permit);
-        });
+        let conn = shared.table.open(draining.child_token());
+        tasks.spawn(shared.clone().connection(conn, stream, peer));
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    draining.cancel();
+    tasks.close();
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
         tracing::info!(?grace, "shutdown grace over; closing the connections left");
     }
 }
 
-async fn serve_io<I>(
-    builder: &Builder,
-    io: I,
-    service: TowerToHyperService<App>,
-    watcher: Watcher,
-    peer: SocketAddr,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let connection = builder.serve_connection(TokioIo::new(io), service);
-    if let Err(error) = watcher.watch(connection.into_owned()).await {
-        tracing::debug!(%peer, %error, "connection ended with an error");
+/// What every connection task shares.
+struct Shared {
+    builder: Builder,
+    app: App,
+    tls: Option<TlsAcceptor>,
+    limits: ConnectionLimits,
+    table: Table,
+}
+
+impl Shared {
+    async fn connection(self: Arc<Self>, conn: Arc<Conn>, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        // HTTP/1.1 has no PING: the kernel's keepalive finds a vanished peer under a
+        // long gRPC-Web Watch.
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(self.limits.keepalive_interval)
+            .with_interval(self.limits.keepalive_interval);
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+        let first_request_by = Instant::now() + self.limits.header_read_timeout;
+        match &self.tls {
+            None => self.serve_io(&conn, stream, first_request_by, peer).await,
+            Some(acceptor) => {
+                match tokio::time::timeout_at(first_request_by, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => self.serve_io(&conn, stream, first_request_by, peer).await,
+                    Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            }
+        }
+        self.table.close(&conn);
     }
+
+    async fn serve_io<I>(
+        &self,
+        conn: &Arc<Conn>,
+        io: I,
+        first_request_by: Instant,
+        peer: SocketAddr,
+    ) where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = TowerToHyperService::new(Tracked {
+            app: self.app.clone(),
+            conn: conn.clone(),
+            linger: self.limits.linger,
+        });
+        let connection = self.builder.serve_connection(TokioIo::new(io), service);
+        tokio::pin!(connection);
+        let idle = self.limits.idle_timeout;
+        let clock = tokio::time::sleep_until(first_request_by);
+        tokio::pin!(clock);
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%peer, %error, "connection ended with an error");
+                    }
+                    return;
+                }
+                () = conn.close.cancelled(), if !closing => {
+                    if !conn.started() {
+                        // Nothing was ever asked: nothing to finish.
+                        return;
+                    }
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                () = clock.as_mut(), if !closing => {
+                    if !conn.started() {
+                        tracing::debug!(%peer, "no request within the header-read timeout; closing");
+                        return;
+                    }
+                    match conn.idle_since() {
+                        Some(since) if since + idle <= Instant::now() => {
+                            tracing::debug!(%peer, "idle; closing");
+                            closing = true;
+                            connection.as_mut().graceful_shutdown();
+                        }
+                        Some(since) => clock.as_mut().reset(since + idle),
+                        None => clock.as_mut().reset(Instant::now() + idle),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One connection's state, shared by its task, its requests and the [`Table`].
+struct Conn {
+    id: u64,
+    /// Requests and streams whose answer has not ended.
+    in_flight: AtomicUsize,
+    /// Whether a first request has arrived.
+    started: AtomicBool,
+    /// When `in_flight` last fell to zero, in milliseconds since `epoch`.
+    idle_at: AtomicU64,
+    epoch: Instant,
+    /// Cancelled to close the connection: the server drains, or a new one needs its slot.
+    close: CancellationToken,
+}
+
+impl Conn {
+    fn started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
+
+    /// Since when nothing has been in flight, or `None` while something is.
+    fn idle_since(&self) -> Option<Instant> {
+        (self.in_flight.load(Ordering::Acquire) == 0)
+            .then(|| self.epoch + Duration::from_millis(self.idle_at.load(Ordering::Acquire)))
+    }
+
+    /// Whether it could give way to a new connection: nothing in flight.
+    fn idle(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+    }
+}
+
+/// The open connections, oldest first, for the cap.
+#[derive(Default)]
+struct Table {
+    conns: Mutex<BTreeMap<u64, Arc<Conn>>>,
+    next_id: AtomicU64,
+    /// Notified when a connection ends.
+    closed: Notify,
+}
+
+impl Table {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Conn>>> {
+        // Every critical section is one insert, remove or scan.
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Returns once a new connection may be accepted: below the cap, or once the
+    /// oldest connection with nothing in flight has been told to give way.
+    async fn room(&self, max: usize) {
+        loop {
+            let closed = self.closed.notified();
+            {
+                let conns = self.lock();
+                let closing = conns.values().filter(|c| c.close.is_cancelled()).count();
+                if conns.len() - closing < max {
+                    return;
+                }
+                if let Some(oldest) = conns.values().find(|c| !c.close.is_cancelled() && c.idle()) {
+                    tracing::debug!(
+                        id = oldest.id,
+                        "at the connection cap; closing the oldest idle one"
+                    );
+                    oldest.close.cancel();
+                    return;
+                }
+            }
+            // Every connection is busy: wait for one to end, or to fall idle.
+            let _ = tokio::time::timeout(Duration::from_millis(250), closed).await;
+        }
+    }
+
+    fn open(&self, close: CancellationToken) -> Arc<Conn> {
+        let conn = Arc::new(Conn {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            in_flight: AtomicUsize::new(0),
+            started: AtomicBool::new(false),
+            idle_at: AtomicU64::new(0),
+            epoch: Instant::now(),
+            close,
+        });
+        self.lock().insert(conn.id, conn.clone());
+        conn
+    }
+
+    fn close(&self, conn: &Conn) {
+        self.lock().remove(&conn.id);
+        self.closed.notify_waiters();
+    }
+}
+
+/// The app as one connection sees it: it counts what is in flight and lingers
+/// after HTTP/1.1 refusals.
+#[derive(Clone)]
+struct Tracked {
+    app: App,
+    conn: Arc<Conn>,
+    linger: Linger,
+}
+
+impl Service<Request<Incoming>> for Tracked {
+    type Response = Response<Guarded<axum::body::Body>>;
+    type Error = std::convert::Infallible;
+    type Future = TrackedFuture<<App as Service<Request<RequestBody>>>::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Service::<Request<RequestBody>>::poll_ready(&mut self.app, cx)
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        self.conn.started.store(true, Ordering::Release);
+        self.conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlight(self.conn.clone());
+        let linger = (request.version() <= Version::HTTP_11).then_some(self.linger);
+        let request = request.map(|body| RequestBody {
+            body: Some(body),
+            linger,
+        });
+        TrackedFuture {
+            inner: self.app.call(request),
+            guard: Some(guard),
+        }
+    }
+}
+
+/// Counts one request in flight until its answer ends (or is dropped).
+struct InFlight(Arc<Conn>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let conn = &self.0;
+        conn.idle_at
+            .store(conn.epoch.elapsed().as_millis() as u64, Ordering::Release);
+        conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The app's future, holding the request's [`InFlight`] until the answer exists.
+    struct TrackedFuture<F> {
+        #[pin]
+        inner: F,
+        guard: Option<InFlight>,
+    }
+}
+
+impl<F> Future for TrackedFuture<F>
+where
+    F: Future<Output = Result<Response<axum::body::Body>, std::convert::Infallible>>,
+{
+    type Output = Result<Response<Guarded<axum::body::Body>>, std::convert::Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.inner.poll(cx))?;
+        let guard = this.guard.take();
+        Poll::Ready(Ok(response.map(|body| Guarded {
+            body,
+            _guard: guard,
+        })))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An answer's body, holding its request's [`InFlight`] until it ends.
+    struct Guarded<B> {
+        #[pin]
+        body: B,
+        _guard: Option<InFlight>,
+    }
+}
+
+impl<B: Body> Body for Guarded<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A request body which, dropped unread on HTTP/1.1, is drained in the background
+/// (see [`Linger`]).
+pub struct RequestBody {
+    body: Option<Incoming>,
+    linger: Option<Linger>,
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.body.as_mut() {
+            Some(body) => Pin::new(body).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        let (Some(body), Some(linger)) = (self.body.take(), self.linger) else {
+            return;
+        };
+        if body.is_end_stream() {
+            return;
+        }
+        // Still inside the connection's runtime: hyper drops bodies where it polls them.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(drain(body, linger));
+        }
+    }
+}
+
+/// Reads and discards what is left of `body`, within `linger`'s bounds.
+async fn drain(mut body: Incoming, linger: Linger) {
+    use http_body_util::BodyExt;
+    let mut read = 0u64;
+    let _ = tokio::time::timeout(linger.timeout, async {
+        while read <= linger.max_bytes {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    read += frame.data_ref().map_or(0, |d| d.len() as u64);
+                }
+                _ => break,
+            }
+        }
+    })
+    .await;
 }

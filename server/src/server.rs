@@ -15,9 +15,10 @@
 //! ```
 //!
 //! Shutting down: once the token is cancelled every service turns NOT_SERVING
-//! (watchers receive it), then the server drains: open Watch streams end with
-//! UNAVAILABLE, no connection is accepted, the admin API and the upstream monitor
-//! stop, and open connections get the shutdown grace before they are dropped.
+//! (watchers receive it) and, for the drain delay, the server goes on answering
+//! (a lame duck). Then it drains: open Watch streams end with UNAVAILABLE, no
+//! connection is accepted, the admin API and the upstream monitor stop, and open
+//! connections get the shutdown grace before they are dropped.
 
 use std::{
     io,
@@ -47,9 +48,11 @@ pub struct Server {
     admin_listen: Option<SocketAddr>,
     registry: HealthRegistry,
     app: App,
-    admin: Option<axum::Router>,
+    /// The admin API's token, when `--admin-token-file` names one.
+    admin_token: Option<String>,
     tls: Option<Arc<rustls::ServerConfig>>,
     connections: ConnectionLimits,
+    drain_delay: Duration,
     shutdown_grace: Duration,
     /// Cancelled when the drain starts; every part that ends then holds a clone.
     draining: CancellationToken,
@@ -87,6 +90,11 @@ impl Server {
         {
             return Err(SettingsError::AdminNotLoopback(addr));
         }
+        let admin_token = settings
+            .admin_token_file
+            .as_deref()
+            .map(admin_token)
+            .transpose()?;
         let tls = settings.tls.as_ref().map(tls::server_config).transpose()?;
         let registry = HealthRegistry::new();
         let mut configured = Configured::new(settings.services.clone(), settings.config.clone());
@@ -102,13 +110,12 @@ impl Server {
         Ok(Self {
             listen: settings.listen,
             admin_listen: settings.admin_listen,
-            admin: settings
-                .admin_listen
-                .map(|_| admin::router(registry.clone())),
+            admin_token,
             registry: registry.clone(),
             app,
             tls,
             connections: settings.connections,
+            drain_delay: settings.drain_delay,
             shutdown_grace: settings.shutdown_grace,
             draining,
             reloader: Reloader(Arc::new(Mutex::new(Reloadable {
@@ -156,9 +163,10 @@ impl Server {
         let Self {
             registry,
             app,
-            admin,
+            admin_token,
             tls,
             connections,
+            drain_delay,
             shutdown_grace,
             draining,
             reloader,
@@ -166,7 +174,11 @@ impl Server {
             ..
         } = self;
         reloader.monitor(|monitor| monitor.apply(&upstreams));
-        if let (Some(router), Some(listener)) = (admin, listeners.admin) {
+        if let Some(listener) = listeners.admin
+            && let Ok(addr) = listener.local_addr()
+        {
+            let guard = admin::guard::Guard::new(addr, admin_token);
+            let router = admin::router(registry.clone(), guard);
             let stop = draining.clone().cancelled_owned();
             tokio::spawn(async move {
                 if let Err(error) = axum::serve(listener, router)
@@ -180,11 +192,28 @@ impl Server {
         let stop = async {
             shutdown.cancelled().await;
             registry.shutdown();
+            // Lame duck: NOT_SERVING everywhere, still answering, so that load
+            // balancers and Kubernetes endpoints move away before connections close.
+            tokio::time::sleep(drain_delay).await;
             draining.cancel();
         };
         serve::serve(listeners.main, app, &connections, tls, stop, shutdown_grace).await;
         reloader.monitor(Monitor::stop);
     }
+}
+
+/// The token in `path`: its first line, which must not be empty.
+fn admin_token(path: &std::path::Path) -> Result<String, SettingsError> {
+    let refuse = |reason: String| SettingsError::AdminToken {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| refuse(e.to_string()))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.is_empty() {
+        return Err(refuse("the file holds no token on its first line".into()));
+    }
+    Ok(token.to_owned())
 }
 
 /// Re-reads the config file and applies it: statuses set and removed, upstreams

@@ -21,6 +21,8 @@ pub struct Settings {
     pub admin_listen: Option<SocketAddr>,
     /// Let `admin_listen` be a non-loopback address.
     pub admin_allow_remote: bool,
+    /// A file holding the bearer token every admin request must carry; none when absent.
+    pub admin_token_file: Option<PathBuf>,
     /// The status page's directory, served at `/`.
     pub www: PathBuf,
     /// Statuses from the command line; they win over the config file.
@@ -35,6 +37,12 @@ pub struct Settings {
     pub health: HealthLimits,
     /// Largest accepted gRPC request message, in bytes.
     pub max_request_message: usize,
+    /// How long a gRPC request body may take to arrive when the call sends no
+    /// `grpc-timeout` (which, when sent, bounds the whole call instead).
+    pub request_body_timeout: Duration,
+    /// On shutdown, how long every service reports NOT_SERVING while the server
+    /// still accepts and answers, so load balancers move away first (lame duck).
+    pub drain_delay: Duration,
     /// How long open connections get to finish once the server drains.
     pub shutdown_grace: Duration,
     /// TLS for the port (`cert` and `key`, and `ca` for mTLS); cleartext when absent.
@@ -47,6 +55,7 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: None,
             admin_allow_remote: false,
+            admin_token_file: None,
             www: PathBuf::from("www"),
             services: Vec::new(),
             config: None,
@@ -54,6 +63,8 @@ impl Default for Settings {
             connections: ConnectionLimits::default(),
             health: HealthLimits::default(),
             max_request_message: 16 * 1024,
+            request_body_timeout: Duration::from_secs(10),
+            drain_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(10),
             tls: None,
         }
@@ -78,4 +89,12 @@ pub enum SettingsError {
     /// The config file cannot be read, parsed or used.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The admin token file cannot be read, or holds no token.
+    #[error("cannot use --admin-token-file {path}: {reason}")]
+    AdminToken {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }

@@ -77,7 +77,8 @@ async function stop({ proc }) {
 
 async function admin(server, method, name, status) {
   const response = await fetch(`${server.admin}/services?name=${encodeURIComponent(name)}`, {
-    method, body: status, signal: AbortSignal.timeout(5_000),
+    method, headers: { "content-type": "application/json" },
+    body: status && JSON.stringify({ status }), signal: AbortSignal.timeout(5_000),
   });
   assert.ok(response.ok, `admin ${method} ${name}: HTTP ${response.status}`);
 }

@@ -87,7 +87,8 @@ hung_port=$(whole_lines "$tmp/hung.port")
 (
   while true; do
     for status in NOT_SERVING SERVING; do
-      curl -fsS --max-time 2 -X PUT --data "$status" "$admin/services?name=flip" >/dev/null || true
+      curl -fsS --max-time 2 -X PUT -H 'content-type: application/json' \
+        --data "{\"status\": \"$status\"}" "$admin/services?name=flip" >/dev/null || true
       sleep 0.5
     done
   done

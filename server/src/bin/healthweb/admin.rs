@@ -1,5 +1,7 @@
 //! `healthweb set` and `healthweb remove`: the admin API's command-line client.
 
+use std::path::PathBuf;
+
 use bytes::Bytes;
 use clap::Args;
 use healthweb_server::status::StatusWord;
@@ -8,11 +10,21 @@ use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
 use crate::{exit::Exit, say};
 
+/// Where the admin API is, and how to get in.
 #[derive(Args)]
-pub struct SetArgs {
+pub struct Admin {
     /// The admin API's address (healthweb serve --admin-listen).
     #[arg(long, env = "HEALTHWEB_ADMIN", value_name = "ADDR")]
     admin: String,
+    /// The file holding the admin token (healthweb serve --admin-token-file).
+    #[arg(long, env = "HEALTHWEB_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct SetArgs {
+    #[command(flatten)]
+    admin: Admin,
     /// The service; "" is the whole server.
     name: String,
     /// SERVING, NOT_SERVING or UNKNOWN.
@@ -21,9 +33,8 @@ pub struct SetArgs {
 
 #[derive(Args)]
 pub struct RemoveArgs {
-    /// The admin API's address (healthweb serve --admin-listen).
-    #[arg(long, env = "HEALTHWEB_ADMIN", value_name = "ADDR")]
-    admin: String,
+    #[command(flatten)]
+    admin: Admin,
     /// The service.
     name: String,
 }
@@ -38,6 +49,10 @@ pub async fn remove(args: RemoveArgs) -> Exit {
 
 fn report(result: Result<String, AdminError>) -> Exit {
     match result {
+        Err(error @ AdminError::Token { .. }) => {
+            say(format_args!("healthweb: {error}"));
+            Exit::BadArguments
+        }
         Ok(text) => {
             println!("{text}");
             Exit::Success
@@ -67,11 +82,19 @@ enum AdminError {
     /// The server refused the change; the message is the server's.
     #[error("{0}")]
     Refused(String),
+    /// The token file cannot be read.
+    #[error("cannot read --admin-token-file {path}: {source}")]
+    Token {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
-/// Sends one admin request: `PUT` to set `name` to `status`, `DELETE` to remove it.
-async fn call(admin: &str, name: &str, status: Option<StatusWord>) -> Result<String, AdminError> {
+/// Sends one admin request: `PUT` to set `name` to `status`, `DELETE` to remove it,
+/// as JSON (the admin API takes changes in no other form) with the token, if any.
+async fn call(admin: &Admin, name: &str, status: Option<StatusWord>) -> Result<String, AdminError> {
     let addr = admin
+        .admin
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_owned();
@@ -79,12 +102,25 @@ async fn call(admin: &str, name: &str, status: Option<StatusWord>) -> Result<Str
         .append_pair("name", name)
         .finish();
     let (method, body) = match status {
-        Some(status) => (http::Method::PUT, Bytes::from(status.to_string())),
+        Some(status) => (
+            http::Method::PUT,
+            Bytes::from(serde_json::json!({ "status": status.to_string() }).to_string()),
+        ),
         None => (http::Method::DELETE, Bytes::new()),
     };
-    let request = http::Request::builder()
+    let mut request = http::Request::builder()
         .method(method)
         .uri(format!("http://{addr}/services?{query}"))
+        .header(http::header::CONTENT_TYPE, "application/json");
+    if let Some(path) = &admin.admin_token_file {
+        let text = std::fs::read_to_string(path).map_err(|source| AdminError::Token {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let token = text.lines().next().unwrap_or("").trim();
+        request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let request = request
         .body(Full::new(body))
         .map_err(|e| AdminError::Refused(e.to_string()))?;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();

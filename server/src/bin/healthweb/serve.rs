@@ -6,7 +6,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::Args;
 use healthweb_client::native::TlsSettings;
 use healthweb_server::{
-    ConnectionLimits, HealthLimits, Server, Settings, cors::CorsSettings, status::ServiceStatus,
+    ConnectionLimits, HealthLimits, Server, Settings, cors::CorsSettings, serve::Linger,
+    status::ServiceStatus,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -35,9 +36,13 @@ pub struct ServeArgs {
     /// Address of the admin HTTP API (set or remove statuses at run time); off when absent.
     #[arg(long, env = "HEALTHWEB_ADMIN_LISTEN", value_name = "ADDR")]
     admin_listen: Option<SocketAddr>,
-    /// Let --admin-listen bind a non-loopback address. The admin API has no authentication.
+    /// Let --admin-listen bind a non-loopback address (then use --admin-token-file too).
     #[arg(long, env = "HEALTHWEB_ADMIN_ALLOW_REMOTE")]
     admin_allow_remote: bool,
+    /// A file whose first line is a token every admin request must send as
+    /// `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "HEALTHWEB_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
     /// An origin whose pages may call this server (CORS): scheme://host[:port]; repeatable;
     /// `*` allows any. Without it only same-origin pages can call.
     #[arg(
@@ -56,16 +61,45 @@ pub struct ServeArgs {
         value_name = "NAME"
     )]
     cors_allow_headers: Vec<String>,
-    /// On SIGTERM or ctrl-c, how long open connections get before they are closed.
+    /// On SIGTERM or ctrl-c, how long every service reports NOT_SERVING while the
+    /// server still answers, before it drains (so load balancers move away first).
+    #[arg(long, env = "HEALTHWEB_DRAIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    drain_delay: Duration,
+    /// Once draining, how long open connections get before they are closed.
     #[arg(long, env = "HEALTHWEB_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     shutdown_grace: Duration,
     /// Concurrent HTTP/2 streams per connection (each open Watch holds one).
     #[arg(long, env = "HEALTHWEB_MAX_CONCURRENT_STREAMS", default_value_t = ConnectionLimits::default().max_concurrent_streams)]
     max_concurrent_streams: u32,
-    /// How long an HTTP/1.1 client may take to send its request headers.
+    /// How long a new connection may take to complete its first request (TLS handshake,
+    /// HTTP/1.1 headers, or the HTTP/2 preface and first HEADERS); also each later
+    /// HTTP/1.1 request's headers.
     #[arg(long, env = "HEALTHWEB_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     header_read_timeout: Duration,
-    /// Open connections at once; more wait in the listen backlog.
+    /// A connection with no request or stream open for this long is closed (an open
+    /// Watch is never idle).
+    #[arg(long, env = "HEALTHWEB_IDLE_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
+    /// How often HTTP/2 connections are PINGed (and the TCP keepalive time), to find
+    /// peers that vanished.
+    #[arg(long, env = "HEALTHWEB_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    keepalive_interval: Duration,
+    /// How long a PING may go unanswered before the connection is closed.
+    #[arg(long, env = "HEALTHWEB_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    keepalive_timeout: Duration,
+    /// How long a gRPC request body may take to arrive when the call has no
+    /// grpc-timeout (with one, the grpc-timeout bounds the whole call).
+    #[arg(long, env = "HEALTHWEB_REQUEST_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    request_body_timeout: Duration,
+    /// After an HTTP/1.1 refusal, how long the rest of the request body is read
+    /// (and thrown away) so the client reads the answer instead of a reset.
+    #[arg(long, env = "HEALTHWEB_LINGER_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    linger_timeout: Duration,
+    /// ...and how many bytes of it at most.
+    #[arg(long, env = "HEALTHWEB_LINGER_MAX_BYTES", default_value_t = ConnectionLimits::default().linger.max_bytes)]
+    linger_max_bytes: u64,
+    /// Open connections at once. At the cap the oldest connection with nothing in
+    /// flight is closed to make room; when all are busy, new ones wait in the backlog.
     #[arg(long, env = "HEALTHWEB_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections)]
     max_connections: usize,
     /// Largest gRPC request message, in bytes; larger ones get RESOURCE_EXHAUSTED.
@@ -110,6 +144,7 @@ impl ServeArgs {
             listen: self.listen,
             admin_listen: self.admin_listen,
             admin_allow_remote: self.admin_allow_remote,
+            admin_token_file: self.admin_token_file,
             www: self.www,
             services: self.services,
             config: self.config,
@@ -120,13 +155,22 @@ impl ServeArgs {
             connections: ConnectionLimits {
                 max_concurrent_streams: self.max_concurrent_streams,
                 header_read_timeout: self.header_read_timeout,
+                idle_timeout: self.idle_timeout,
+                keepalive_interval: self.keepalive_interval,
+                keepalive_timeout: self.keepalive_timeout,
                 max_connections: self.max_connections,
+                linger: Linger {
+                    timeout: self.linger_timeout,
+                    max_bytes: self.linger_max_bytes,
+                },
             },
             health: HealthLimits {
                 max_service_name: self.max_service_name,
                 max_list: self.list_limit,
             },
             max_request_message: self.max_request_size,
+            request_body_timeout: self.request_body_timeout,
+            drain_delay: self.drain_delay,
             shutdown_grace: self.shutdown_grace,
             tls: self.tls_cert.map(|cert| TlsSettings {
                 cert: Some(cert),
@@ -140,7 +184,7 @@ impl ServeArgs {
 
 pub async fn run(args: ServeArgs) -> Exit {
     let settings = args.settings();
-    let grace = settings.shutdown_grace;
+    let (delay, grace) = (settings.drain_delay, settings.shutdown_grace);
     let server = match Server::new(settings) {
         Ok(server) => server,
         Err(error) => {
@@ -188,7 +232,8 @@ pub async fn run(args: ServeArgs) -> Exit {
     tokio::spawn(async move {
         terminate.recv().await;
         say(format_args!(
-            "shutting down: every service is NOT_SERVING; draining for at most {}",
+            "shutting down: every service is NOT_SERVING; draining in {} for at most {}",
+            humantime::format_duration(delay),
             humantime::format_duration(grace)
         ));
         stop.cancel();

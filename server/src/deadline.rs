@@ -1,0 +1,257 @@
+//! Every gRPC call's clock, started the moment its headers arrive, for every RPC
+//! and every protocol (it sits inside tonic-web, so gRPC-Web binary and text get
+//! the same answers in their own framing):
+//!
+//! - `grpc-timeout` bounds the whole call: an answer that has not begun by then
+//!   is DEADLINE_EXCEEDED, and a streamed answer (Watch) ends with
+//!   DEADLINE_EXCEEDED in its trailers;
+//! - without one, the request body must arrive within the request-body timeout,
+//!   or the call ends with DEADLINE_EXCEEDED, saying so (a stalled body never
+//!   holds a call open).
+//!
+//! Timers are only set when they can matter: a request body that is already
+//! whole, or an answer that is already written, costs no timer.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response};
+use http_body::Frame;
+use tokio::time::{Instant, Sleep};
+use tonic::Status;
+use tower::{Layer, Service};
+
+/// Adds [`CallDeadline`] to a gRPC service.
+#[derive(Debug, Clone, Copy)]
+pub struct CallDeadlineLayer {
+    /// How long a request body may take when the call has no `grpc-timeout`.
+    pub request_body_timeout: Duration,
+}
+
+impl<S> Layer<S> for CallDeadlineLayer {
+    type Service = CallDeadline<S>;
+
+    fn layer(&self, inner: S) -> CallDeadline<S> {
+        CallDeadline {
+            inner,
+            request_body_timeout: self.request_body_timeout,
+        }
+    }
+}
+
+/// See the module documentation.
+#[derive(Debug, Clone)]
+pub struct CallDeadline<S> {
+    inner: S,
+    request_body_timeout: Duration,
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+impl<S, B> Service<Request<B>> for CallDeadline<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> BoxFuture {
+        let now = Instant::now();
+        let deadline = grpc_timeout(request.headers()).map(|timeout| now + timeout);
+        let body_stop = match deadline {
+            Some(at) => Stop::Deadline(at),
+            None => Stop::BodyStalled(now + self.request_body_timeout, self.request_body_timeout),
+        };
+        let request = request.map(|body| Body::new(Timed::request(body, body_stop)));
+        let answer = self.inner.call(request);
+        let Some(at) = deadline else {
+            return Box::pin(answer);
+        };
+        Box::pin(async move {
+            match tokio::time::timeout_at(at, answer).await {
+                Ok(Ok(response)) => {
+                    Ok(response.map(|body| Body::new(Timed::answer(body, Stop::Deadline(at)))))
+                }
+                Err(_) => Ok(Stop::Deadline(at).status().into_http()),
+            }
+        })
+    }
+}
+
+/// When a [`Timed`] body gives up, and why.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    /// The caller's `grpc-timeout`.
+    Deadline(Instant),
+    /// No `grpc-timeout`, and the request body took longer than the limit.
+    BodyStalled(Instant, Duration),
+}
+
+impl Stop {
+    fn at(self) -> Instant {
+        match self {
+            Self::Deadline(at) | Self::BodyStalled(at, _) => at,
+        }
+    }
+
+    /// Made only when the clock runs out: most calls never pay for the message.
+    fn status(self) -> Status {
+        match self {
+            Self::Deadline(_) => {
+                Status::deadline_exceeded("the call reached its deadline (grpc-timeout)")
+            }
+            // Not CANCELLED: tonic takes a request body that fails with CANCELLED
+            // for a client hanging up, and answers INTERNAL.
+            Self::BodyStalled(_, limit) => Status::deadline_exceeded(format!(
+                "the request body did not arrive within {} (--request-body-timeout); \
+                 send the whole message, or a grpc-timeout",
+                humantime::format_duration(limit)
+            )),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A body on a clock. As a request body it fails with the status at the
+    /// deadline (tonic answers with it); as an answer body it ends there with the
+    /// status in its trailers. The timer is made only if the body has to wait.
+    struct Timed<B> {
+        #[pin]
+        inner: B,
+        stop: Stop,
+        sleep: Option<Pin<Box<Sleep>>>,
+        done: bool,
+        request: bool,
+    }
+}
+
+impl<B> Timed<B> {
+    fn request(inner: B, stop: Stop) -> Self {
+        Self::new(inner, stop, true)
+    }
+
+    fn answer(inner: B, stop: Stop) -> Self {
+        Self::new(inner, stop, false)
+    }
+
+    fn new(inner: B, stop: Stop, request: bool) -> Self {
+        Self {
+            inner,
+            stop,
+            sleep: None,
+            done: false,
+            request,
+        }
+    }
+}
+
+impl<B> http_body::Body for Timed<B>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
+            if frame
+                .as_ref()
+                .is_none_or(|f| f.as_ref().is_ok_and(Frame::is_trailers))
+            {
+                *this.done = true;
+            }
+            return Poll::Ready(frame.map(|f| f.map_err(axum::Error::new)));
+        }
+        let stop_at = this.stop.at();
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(stop_at)));
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        *this.done = true;
+        let status = this.stop.status();
+        Poll::Ready(Some(if *this.request {
+            Err(axum::Error::new(status))
+        } else {
+            Ok(Frame::trailers(trailers(&status)))
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || self.inner.is_end_stream()
+    }
+}
+
+fn trailers(status: &Status) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    // tonic's own encoding of grpc-status and grpc-message; it fails only on
+    // details that do not fit a header, which these statuses never have.
+    let _ = status.add_header(&mut headers);
+    headers
+}
+
+/// The caller's deadline from `grpc-timeout` (`1S`, `250m`, ...), as the gRPC
+/// HTTP/2 protocol spells it: at most 8 digits and one unit letter.
+pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_units() {
+        let mut headers = HeaderMap::new();
+        for (value, want) in [
+            ("3S", Some(Duration::from_secs(3))),
+            ("250m", Some(Duration::from_millis(250))),
+            ("2H", Some(Duration::from_secs(7200))),
+            ("123456789S", None),
+            ("S", None),
+            ("5x", None),
+            ("+5S", None),
+        ] {
+            headers.insert("grpc-timeout", value.parse().unwrap());
+            assert_eq!(grpc_timeout(&headers), want, "{value}");
+        }
+    }
+}
