@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PKG := www/pkg
 TARGET_DIR = $${CARGO_TARGET_DIR:-target}
 
-.PHONY: run build server pkg test test-deps wasm-deps browser-deps python-deps lint size bench
+.PHONY: run build server pkg test test-deps wasm-deps browser-deps python-deps lint size bench fuzz
 
 ## run: build everything, then serve the status page on http://127.0.0.1:8080
 run: build
@@ -69,3 +69,18 @@ size: pkg
 ## bench: healthweb next to tonic-health, grpc-js, connect-node and grpcio; writes BENCHMARKS.md
 bench: pkg
 	python3 bench/run.py
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := request config frames
+
+## fuzz: libFuzzer (cargo-fuzz) over the request path, the config parser and the
+## client's frame decoder, FUZZ_SECONDS each (default 60), from the seeds in fuzz/seeds.
+## cargo-fuzz instruments with -Z flags; RUSTC_BOOTSTRAP lets the stable toolchain
+## take them (no nightly toolchain can be downloaded where this runs).
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+		mkdir -p corpus/$$target; \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run -O $$target corpus/$$target seeds/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 || exit 1; \
+	done

@@ -1,21 +1,40 @@
-//! The `grpc.health.v1` protocol, generated once from the canonical
-//! `proto/grpc/health/v1/health.proto` (List included) and shared by the healthweb
-//! server, the native probe and the browser client.
+//! The protocols, generated once from `proto/` and shared by the healthweb
+//! server, the native probe and the browser client: `grpc.health.v1` from the
+//! canonical `health.proto` (List included), and healthweb's own
+//! `healthweb.v1.History`.
 //!
 //! # Layout
-//! - [`pb`]: messages, the `Health` server trait and the transport-free client.
+//! - [`pb`]: Health's messages, its server trait and the transport-free client.
+//! - [`history`]: History's, likewise.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC server reflection.
 
 mod generated {
     #![allow(missing_docs, clippy::all)]
-    tonic::include_proto!("grpc.health.v1");
+    // Nested as the packages are: History's messages name Health's ServingStatus
+    // by its package path.
+    pub mod grpc {
+        pub mod health {
+            pub mod v1 {
+                tonic::include_proto!("grpc.health.v1");
+            }
+        }
+    }
+    pub mod healthweb {
+        pub mod v1 {
+            tonic::include_proto!("healthweb.v1");
+        }
+    }
 }
 
 /// The generated `grpc.health.v1` types under a stable path.
 pub mod pb {
-    pub use crate::generated::*;
+    pub use crate::generated::grpc::health::v1::*;
 }
 
-/// The encoded `FileDescriptorSet` of `health.proto`, for server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/health_descriptor.bin"));
+/// The generated `healthweb.v1` (History) types under a stable path.
+pub mod history {
+    pub use crate::generated::healthweb::v1::*;
+}
+
+/// The encoded `FileDescriptorSet` of every proto here, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));

@@ -171,8 +171,12 @@ async fn idle_connections_are_closed_but_an_open_watch_is_never_idle() {
     let mut kinds = Vec::new();
     while let Ok((kind, flags, payload)) = within(read_h2_frame(&mut h2)).await {
         kinds.push(kind);
-        if (kind == SETTINGS || kind == PING) && flags & ACK == 0 {
-            let _ = h2.write_all(&h2_frame(kind, ACK, 0, &payload)).await;
+        // A PING's ACK echoes it; a SETTINGS ACK is empty.
+        if kind == PING && flags & ACK == 0 {
+            let _ = h2.write_all(&h2_frame(PING, ACK, 0, &payload)).await;
+        }
+        if kind == SETTINGS && flags & ACK == 0 {
+            let _ = h2.write_all(&h2_frame(SETTINGS, ACK, 0, &[])).await;
         }
     }
     assert!(kinds.contains(&HEADERS), "the call was answered: {kinds:?}");

@@ -72,7 +72,7 @@ async fn grpcio_checks_watches_and_lists() {
             "watch payments SERVING",
             "watch payments NOT_SERVING",
             "watch missing SERVICE_UNKNOWN",
-            "reflection grpc.health.v1.Health grpc.reflection.v1alpha.ServerReflection",
+            "reflection grpc.health.v1.Health grpc.reflection.v1alpha.ServerReflection healthweb.v1.History",
             "reflection file grpc/health/v1/health.proto",
             "done",
         ]

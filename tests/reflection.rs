@@ -98,7 +98,8 @@ async fn v1alpha_over_grpc_web_lists_health() {
         names,
         [
             "grpc.health.v1.Health",
-            "grpc.reflection.v1alpha.ServerReflection"
+            "grpc.reflection.v1alpha.ServerReflection",
+            "healthweb.v1.History"
         ]
     );
 }

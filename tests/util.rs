@@ -37,9 +37,11 @@ impl TestServer {
         Self::with(|_| {}).await
     }
 
-    /// Serves the default settings after `change`, on `127.0.0.1:0`.
+    /// Serves the default settings after `change`, on `127.0.0.1:0`, with history
+    /// in memory unless `change` names a file.
     pub async fn with(change: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = Settings::default();
+        settings.history.path = None;
         change(&mut settings);
         settings.listen = "127.0.0.1:0".parse().unwrap();
         let server = Server::new(settings).unwrap();
@@ -119,10 +121,17 @@ pub struct Binary {
 }
 
 impl Binary {
-    /// Runs `healthweb serve --listen 127.0.0.1:0 ARGS` and waits for its address.
+    /// Runs `healthweb serve --listen 127.0.0.1:0 ARGS` and waits for its address;
+    /// history stays in memory unless ARGS name a `--history` file.
     pub fn serve(args: &[&str]) -> Self {
+        let history: &[&str] = if args.contains(&"--history") {
+            &[]
+        } else {
+            &["--history", "memory"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_healthweb"))
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(history)
             .args(args)
             .env("HEALTHWEB_LOG", "warn")
             .stdin(Stdio::null())

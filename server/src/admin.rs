@@ -32,7 +32,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::{
-    registry::{HealthRegistry, RegistryError},
+    registry::{Cause, HealthRegistry, Reason, RegistryError},
     status::StatusWord,
 };
 
@@ -81,7 +81,7 @@ async fn set(State(registry): State<HealthRegistry>, query: Query<Name>, body: B
         Ok(word) => word,
         Err(message) => return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
     };
-    match registry.set(&name, word.0) {
+    match registry.set_because(&name, word.0, Reason::of(Cause::Admin)) {
         Ok(()) => format!("{name:?} is {word}\n").into_response(),
         Err(error) => registry_error(error),
     }
@@ -107,19 +107,19 @@ async fn remove(State(registry): State<HealthRegistry>, query: Query<Name>) -> R
     let Some(name) = query.0.name else {
         return missing_name();
     };
-    match registry.remove(&name) {
+    match registry.remove_because(&name, Reason::of(Cause::Admin)) {
         Ok(()) => format!("{name:?} removed\n").into_response(),
         Err(error) => registry_error(error),
     }
 }
 
 async fn shutdown(State(registry): State<HealthRegistry>) -> &'static str {
-    registry.shutdown();
+    registry.shutdown_because(Reason::of(Cause::Admin));
     "every service is NOT_SERVING; changes are ignored until POST /resume\n"
 }
 
 async fn resume(State(registry): State<HealthRegistry>) -> &'static str {
-    registry.resume();
+    registry.resume_because(Reason::of(Cause::Admin));
     "every service is SERVING; changes are accepted again\n"
 }
 

@@ -23,7 +23,7 @@ use healthweb_proto::pb::health_check_response::ServingStatus;
 use serde::Deserialize;
 
 use crate::{
-    registry::{HealthRegistry, RegistryError},
+    registry::{Cause, HealthRegistry, Reason, RegistryError},
     status::{ServiceStatus, StatusWord},
     upstream::UpstreamConfig,
 };
@@ -76,7 +76,12 @@ impl ConfigFile {
             path: path.to_owned(),
             source,
         })?;
-        let file: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks `text`, the contents of `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let file: Self = toml::from_str(text).map_err(|source| ConfigError::Parse {
             path: path.to_owned(),
             source,
         })?;
@@ -107,6 +112,8 @@ pub struct Configured {
     flags: Vec<ServiceStatus>,
     file: Option<PathBuf>,
     applied: BTreeMap<String, ServingStatus>,
+    /// Whether it was applied before: later applications are reloads.
+    loaded: bool,
 }
 
 impl Configured {
@@ -116,6 +123,7 @@ impl Configured {
             flags,
             file,
             applied: BTreeMap::new(),
+            loaded: false,
         }
     }
 
@@ -135,8 +143,13 @@ impl Configured {
         for flag in &self.flags {
             wanted.insert(flag.name.clone(), flag.status.0);
         }
+        let reason = Reason::of(if self.loaded {
+            Cause::Reload
+        } else {
+            Cause::Config
+        });
         for (name, status) in &wanted {
-            match registry.set(name, *status) {
+            match registry.set_because(name, *status, reason) {
                 // While shut down the registry keeps everything NOT_SERVING.
                 Ok(()) | Err(RegistryError::ShutDown) => {}
                 Err(error) => tracing::warn!(%error, service = %name, "not applied"),
@@ -145,12 +158,13 @@ impl Configured {
         for name in self.applied.keys().filter(|n| !wanted.contains_key(*n)) {
             if name.is_empty() {
                 // The whole server is always registered; back to its default.
-                let _ = registry.set(name, ServingStatus::Serving);
+                let _ = registry.set_because(name, ServingStatus::Serving, reason);
             } else {
-                let _ = registry.remove(name);
+                let _ = registry.remove_because(name, reason);
             }
         }
         self.applied = wanted;
+        self.loaded = true;
         Ok(file.upstream)
     }
 

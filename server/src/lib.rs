@@ -26,15 +26,20 @@
 //!   drain; [`deadline`]: every gRPC call's clock.
 //! - [`config`]: `--service` flags and the TOML file, reloaded on SIGHUP.
 //! - [`upstream`], [`monitor`]: `[[upstream]]` entries and the tasks that watch them.
+//! - [`history`]: every status change, kept in SQLite, and the History service;
+//!   [`badge`]: status badges; [`metrics`]: `/metrics`.
 //! - [`admin`]: the admin HTTP API.
 //! - [`status`]: the status words people type.
 //! - [`tls`]: the server's rustls configuration, mTLS included.
 
 pub mod admin;
+pub mod badge;
 pub mod config;
 pub mod cors;
 pub mod deadline;
 pub mod health;
+pub mod history;
+pub mod metrics;
 pub mod monitor;
 pub mod registry;
 pub mod routes;

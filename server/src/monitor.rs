@@ -24,6 +24,7 @@ mod thresholds;
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, RwLock},
+    time::Duration,
 };
 
 use serde::Serialize;
@@ -32,7 +33,7 @@ use tokio::task::JoinHandle;
 pub use thresholds::Thresholds;
 
 use crate::{
-    registry::HealthRegistry,
+    registry::{Cause, HealthRegistry, Reason},
     upstream::{UpstreamConfig, Via},
 };
 
@@ -76,20 +77,37 @@ pub struct Report {
 /// The latest [`Report`] of every upstream, shared with the routes.
 pub type Reports = Arc<RwLock<BTreeMap<String, Report>>>;
 
+/// Hears how long every probe took (history keeps a summary a minute, metrics a
+/// histogram).
+pub trait ProbeObserver: Send + Sync + std::fmt::Debug {
+    /// One probe of `upstream` took `latency`.
+    fn probed(&self, upstream: &str, latency: Duration);
+}
+
+/// The observers of every probe, shared by the upstream tasks.
+pub type ProbeObservers = Arc<[Arc<dyn ProbeObserver>]>;
+
 /// The running upstream tasks.
 #[derive(Debug)]
 pub struct Monitor {
     registry: HealthRegistry,
     reports: Reports,
+    observers: ProbeObservers,
     running: HashMap<String, (UpstreamConfig, JoinHandle<()>)>,
 }
 
 impl Monitor {
     /// A monitor with no upstreams yet.
     pub fn new(registry: HealthRegistry) -> Self {
+        Self::observed(registry, Vec::new())
+    }
+
+    /// A monitor whose every probe `observers` hear of.
+    pub fn observed(registry: HealthRegistry, observers: Vec<Arc<dyn ProbeObserver>>) -> Self {
         Self {
             registry,
             reports: Reports::default(),
+            observers: observers.into(),
             running: HashMap::new(),
         }
     }
@@ -125,7 +143,9 @@ impl Monitor {
             if let Some((_, task)) = self.running.remove(&name) {
                 task.abort();
             }
-            let _ = self.registry.remove(&name);
+            let _ = self
+                .registry
+                .remove_because(&name, Reason::of(Cause::Reload));
             self.reports
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
@@ -139,8 +159,13 @@ impl Monitor {
                 task.abort();
             }
             let task = tokio::spawn(
-                task::Upstream::new(config.clone(), self.registry.clone(), self.reports.clone())
-                    .run(),
+                task::Upstream::new(
+                    config.clone(),
+                    self.registry.clone(),
+                    self.reports.clone(),
+                    self.observers.clone(),
+                )
+                .run(),
             );
             self.running.insert(name.to_owned(), (config.clone(), task));
         }

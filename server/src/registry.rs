@@ -9,15 +9,44 @@
 //!
 //! The API follows grpc-go's health server: [`HealthRegistry::set`],
 //! [`HealthRegistry::remove`], [`HealthRegistry::shutdown`] and
-//! [`HealthRegistry::resume`].
+//! [`HealthRegistry::resume`]; each has a `_because` twin that says who made the
+//! change ([`Reason`]), for the [`Observer`]s (history, metrics) that hear of
+//! every change as it is made.
 
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, RwLock},
 };
 
+pub use healthweb_proto::history::Cause;
 use healthweb_proto::pb::health_check_response::ServingStatus;
 use tokio::sync::watch;
+
+/// Who changed a status, and what they said about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reason<'a> {
+    /// The source of the change.
+    pub cause: Cause,
+    /// What it said (the monitor's answer or error), or `""`.
+    pub detail: &'a str,
+}
+
+impl Reason<'static> {
+    /// A program embedding the library, through the grpc-go style methods.
+    pub const PROGRAM: Self = Self::of(Cause::Program);
+
+    /// `cause`, with nothing more to say.
+    pub const fn of(cause: Cause) -> Self {
+        Self { cause, detail: "" }
+    }
+}
+
+/// Hears of every status change as the registry makes it, under its lock: keep it
+/// short (count, or queue for later).
+pub trait Observer: Send + Sync + std::fmt::Debug {
+    /// `service` went `from` → `to` (SERVICE_UNKNOWN: not registered) for `reason`.
+    fn changed(&self, service: &str, from: ServingStatus, to: ServingStatus, reason: Reason<'_>);
+}
 
 /// Why a status change was not applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +75,7 @@ pub struct HealthRegistry {
 #[derive(Debug)]
 struct Inner {
     state: RwLock<State>,
+    observers: Vec<Arc<dyn Observer>>,
 }
 
 #[derive(Debug, Default)]
@@ -63,13 +93,20 @@ impl Default for HealthRegistry {
 impl HealthRegistry {
     /// A registry holding only the whole server, `""`, as SERVING.
     pub fn new() -> Self {
+        Self::observed(Vec::new())
+    }
+
+    /// A registry whose every change `observers` hear of, starting with the whole
+    /// server, `""`, registered SERVING (for [`Cause::Config`]: it is the default).
+    pub fn observed(observers: Vec<Arc<dyn Observer>>) -> Self {
         let registry = Self {
             inner: Arc::new(Inner {
                 state: RwLock::new(State::default()),
+                observers,
             }),
         };
         registry
-            .set("", ServingStatus::Serving)
+            .set_because("", ServingStatus::Serving, Reason::of(Cause::Config))
             .expect("a new registry is not shut down");
         registry
     }
@@ -87,6 +124,16 @@ impl HealthRegistry {
     /// Registers `service` with `status`, or changes its status. Watchers hear of
     /// it only when the status differs from the one they last saw.
     pub fn set(&self, service: &str, status: ServingStatus) -> Result<(), RegistryError> {
+        self.set_because(service, status, Reason::PROGRAM)
+    }
+
+    /// [`Self::set`], for `reason`.
+    pub fn set_because(
+        &self,
+        service: &str,
+        status: ServingStatus,
+        reason: Reason<'_>,
+    ) -> Result<(), RegistryError> {
         if status == ServingStatus::ServiceUnknown {
             return Err(RegistryError::NotSettable);
         }
@@ -94,12 +141,17 @@ impl HealthRegistry {
         if state.shut_down {
             return Err(RegistryError::ShutDown);
         }
-        publish(&mut state, service, status);
+        self.publish(&mut state, service, status, reason);
         Ok(())
     }
 
     /// Removes `service`: Check answers NOT_FOUND and its watchers see SERVICE_UNKNOWN.
     pub fn remove(&self, service: &str) -> Result<(), RegistryError> {
+        self.remove_because(service, Reason::PROGRAM)
+    }
+
+    /// [`Self::remove`], for `reason`.
+    pub fn remove_because(&self, service: &str, reason: Reason<'_>) -> Result<(), RegistryError> {
         if service.is_empty() {
             return Err(RegistryError::ServerEntry);
         }
@@ -107,7 +159,8 @@ impl HealthRegistry {
         let Some(tx) = state.services.get(service) else {
             return Err(RegistryError::Unknown(service.to_owned()));
         };
-        if *tx.borrow() == ServingStatus::ServiceUnknown {
+        let was = *tx.borrow();
+        if was == ServingStatus::ServiceUnknown {
             return Err(RegistryError::Unknown(service.to_owned()));
         }
         if tx.receiver_count() == 0 {
@@ -115,21 +168,32 @@ impl HealthRegistry {
         } else {
             tx.send_replace(ServingStatus::ServiceUnknown);
         }
+        self.tell(service, was, ServingStatus::ServiceUnknown, reason);
         Ok(())
     }
 
     /// Sets every service NOT_SERVING and ignores later changes until [`Self::resume`].
     pub fn shutdown(&self) {
+        self.shutdown_because(Reason::of(Cause::Shutdown));
+    }
+
+    /// [`Self::shutdown`], for `reason`.
+    pub fn shutdown_because(&self, reason: Reason<'_>) {
         let mut state = self.write();
         state.shut_down = true;
-        set_all_registered(&mut state, ServingStatus::NotServing);
+        self.set_all_registered(&mut state, ServingStatus::NotServing, reason);
     }
 
     /// Sets every service SERVING and accepts changes again (grpc-go's `Resume`).
     pub fn resume(&self) {
+        self.resume_because(Reason::PROGRAM);
+    }
+
+    /// [`Self::resume`], for `reason`.
+    pub fn resume_because(&self, reason: Reason<'_>) {
         let mut state = self.write();
         state.shut_down = false;
-        set_all_registered(&mut state, ServingStatus::Serving);
+        self.set_all_registered(&mut state, ServingStatus::Serving, reason);
     }
 
     /// Whether [`Self::shutdown`] is in force.
@@ -213,32 +277,46 @@ impl HealthRegistry {
     }
 }
 
-fn publish(state: &mut State, service: &str, status: ServingStatus) {
-    match state.services.get(service) {
-        Some(tx) => {
-            tx.send_if_modified(|current| {
-                let changed = *current != status;
-                *current = status;
-                changed
-            });
-        }
-        None => {
-            state
-                .services
-                .insert(service.to_owned(), watch::Sender::new(status));
+impl HealthRegistry {
+    fn publish(&self, state: &mut State, service: &str, status: ServingStatus, reason: Reason<'_>) {
+        let was = match state.services.get(service) {
+            Some(tx) => {
+                let mut was = status;
+                tx.send_if_modified(|current| {
+                    was = *current;
+                    *current = status;
+                    was != status
+                });
+                was
+            }
+            None => {
+                state
+                    .services
+                    .insert(service.to_owned(), watch::Sender::new(status));
+                ServingStatus::ServiceUnknown
+            }
+        };
+        if was != status {
+            self.tell(service, was, status, reason);
         }
     }
-}
 
-fn set_all_registered(state: &mut State, status: ServingStatus) {
-    let names: Vec<String> = state
-        .services
-        .iter()
-        .filter(|(_, tx)| *tx.borrow() != ServingStatus::ServiceUnknown)
-        .map(|(name, _)| name.clone())
-        .collect();
-    for name in names {
-        publish(state, &name, status);
+    fn tell(&self, service: &str, from: ServingStatus, to: ServingStatus, reason: Reason<'_>) {
+        for observer in &self.inner.observers {
+            observer.changed(service, from, to, reason);
+        }
+    }
+
+    fn set_all_registered(&self, state: &mut State, status: ServingStatus, reason: Reason<'_>) {
+        let names: Vec<String> = state
+            .services
+            .iter()
+            .filter(|(_, tx)| *tx.borrow() != ServingStatus::ServiceUnknown)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in names {
+            self.publish(state, &name, status, reason);
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 //! # Routes
 //! - `POST /grpc.health.v1.Health/{Check,Watch,List}`: native gRPC over HTTP/2, and
 //!   gRPC-Web binary and text over HTTP/1.1 and HTTP/2 (tonic-web).
+//! - `POST /healthweb.v1.History/{Transitions,Uptime,Latency}`: every recorded
+//!   change ([`crate::history`]), likewise.
 //! - `POST /grpc.reflection.v1.ServerReflection/ServerReflectionInfo` and its
 //!   `v1alpha` twin: server reflection, for grpcurl and `buf curl`.
 //! - any other gRPC path: UNIMPLEMENTED, naming the method.
@@ -28,20 +30,23 @@ use axum::{
     response::IntoResponse,
 };
 use futures_util::future::Either;
-use healthweb_proto::pb::health_server::{self, HealthServer};
+use healthweb_proto::{
+    history::history_server::{self, HistoryServer},
+    pb::health_server::{self, HealthServer},
+};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic_reflection::pb::{v1, v1alpha};
 use tower::{Layer, Service};
+use tower_http::cors::CorsLayer;
 
 use crate::{
-    cors::CorsError,
     deadline::{CallDeadline, CallDeadlineLayer},
     health::HealthService,
-    monitor::Reports,
-    registry::HealthRegistry,
+    history::service::HistoryService,
+    metrics::GrpcMetrics,
     settings::Settings,
-    web,
+    web::{self, WebState},
 };
 
 const GRPC_WEB_TYPES: [&str; 4] = [
@@ -52,25 +57,32 @@ const GRPC_WEB_TYPES: [&str; 4] = [
 ];
 
 /// The gRPC services this server has, by their fully-qualified names.
-const GRPC_SERVICES: [&str; 3] = [
+const GRPC_SERVICES: [&str; 4] = [
     health_server::SERVICE_NAME,
+    history_server::SERVICE_NAME,
     v1::server_reflection_server::SERVICE_NAME,
     v1alpha::server_reflection_server::SERVICE_NAME,
 ];
 
-/// Builds the whole HTTP service: gRPC, gRPC-Web, and the plain routes, behind CORS.
-/// Watch streams end when `draining` is cancelled.
+/// Builds the whole HTTP service: gRPC, gRPC-Web, and the plain routes, behind
+/// `cors` when other origins may call. Watch streams end when `draining` is cancelled.
 pub fn app(
     settings: &Settings,
-    registry: HealthRegistry,
-    upstreams: Reports,
+    state: WebState,
+    cors: Option<CorsLayer>,
     draining: CancellationToken,
-) -> Result<App, CorsError> {
+) -> App {
     let max = settings.max_request_message;
     let health = HealthServer::new(HealthService::new(
-        registry.clone(),
+        state.registry.clone(),
         settings.health.clone(),
         draining,
+    ))
+    .max_decoding_message_size(max);
+    let history = HistoryServer::new(HistoryService::new(
+        state.history.clone(),
+        state.registry.clone(),
+        settings.health.max_service_name,
     ))
     .max_decoding_message_size(max);
     let reflection = || {
@@ -86,6 +98,7 @@ pub fn app(
         .expect("the embedded descriptor sets are valid")
         .max_decoding_message_size(max);
     let grpc = Routes::new(health)
+        .add_service(history)
         .add_service(v1)
         .add_service(v1alpha)
         .prepare()
@@ -95,17 +108,16 @@ pub fn app(
         request_body_timeout: settings.request_body_timeout,
     }
     .layer(grpc);
+    // Outside the deadline, so the answers it gives are counted too.
+    let grpc = state.metrics.layer().layer(grpc);
     let grpc = tonic_web::GrpcWebLayer::new().layer(grpc);
 
     let dispatch = Dispatch {
         grpc,
-        web: web::router(&settings.www, registry, upstreams),
+        web: web::router(&settings.www, state),
     };
-    let cors = settings
-        .cors
-        .layer()?
-        .map(|layer| layer.layer(dispatch.clone()));
-    Ok(App { dispatch, cors })
+    let cors = cors.map(|layer| layer.layer(dispatch.clone()));
+    App { dispatch, cors }
 }
 
 async fn unknown_method(uri: Uri) -> Response<Body> {
@@ -218,7 +230,7 @@ fn explain(path: &str, response: &mut Response<Body>) {
 /// The service that sends each request to gRPC or to the plain routes.
 #[derive(Clone)]
 struct Dispatch {
-    grpc: tonic_web::GrpcWebService<CallDeadline<Router>>,
+    grpc: tonic_web::GrpcWebService<GrpcMetrics<CallDeadline<Router>>>,
     web: Router,
 }
 

@@ -222,7 +222,8 @@ impl Shared {
         let connection = self.builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(connection);
         let idle = self.limits.idle_timeout;
-        let clock = tokio::time::sleep_until(first_request_by);
+        // The clock rings at the first of the two deadlines, and is set again each time.
+        let clock = tokio::time::sleep_until(first_request_by.min(Instant::now() + idle));
         tokio::pin!(clock);
         let mut closing = false;
         loop {
@@ -243,6 +244,10 @@ impl Shared {
                 }
                 () = clock.as_mut(), if !closing => {
                     if !conn.started() {
+                        if Instant::now() < first_request_by {
+                            clock.as_mut().reset(first_request_by);
+                            continue;
+                        }
                         tracing::debug!(%peer, "no request within the header-read timeout; closing");
                         return;
                     }

@@ -33,6 +33,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     admin,
     config::{ConfigError, Configured},
+    history::{History, Recorder, recorder::Writer},
+    metrics::Metrics,
     monitor::Monitor,
     registry::HealthRegistry,
     routes::{self, App},
@@ -40,6 +42,7 @@ use crate::{
     settings::{Settings, SettingsError},
     tls,
     upstream::UpstreamConfig,
+    web::WebState,
 };
 
 /// A server, built and checked, not yet listening.
@@ -56,6 +59,8 @@ pub struct Server {
     shutdown_grace: Duration,
     /// Cancelled when the drain starts; every part that ends then holds a clone.
     draining: CancellationToken,
+    /// Writes history; stopped (with a last write) when the server is.
+    writer: Writer,
     reloader: Reloader,
     upstreams: Vec<UpstreamConfig>,
 }
@@ -80,9 +85,11 @@ pub struct BindError {
 }
 
 impl Server {
-    /// Checks `settings` whole and builds every part: the registry with the
-    /// configured statuses, TLS, CORS, the routes and the admin API. Nothing binds
-    /// and no task starts, so a bad setting is refused before the port is announced.
+    /// Checks `settings` whole and builds every part: the history, the registry
+    /// with the configured statuses, TLS, CORS, the routes and the admin API.
+    /// Nothing binds and no task starts (only, once every setting is good, the
+    /// history's writer thread), so a bad setting is refused before the port is
+    /// announced.
     pub fn new(settings: Settings) -> Result<Self, SettingsError> {
         if let Some(addr) = settings.admin_listen
             && !addr.ip().is_loopback()
@@ -96,17 +103,27 @@ impl Server {
             .map(admin_token)
             .transpose()?;
         let tls = settings.tls.as_ref().map(tls::server_config).transpose()?;
-        let registry = HealthRegistry::new();
+        let cors = settings.cors.layer()?;
+        let recorder = Arc::new(Recorder::default());
+        let metrics = Metrics::new();
+        let registry = HealthRegistry::observed(vec![recorder.clone(), Arc::new(metrics.clone())]);
         let mut configured = Configured::new(settings.services.clone(), settings.config.clone());
         let upstreams = configured.apply(&registry)?;
-        let monitor = Monitor::new(registry.clone());
+        // Only now, with every other setting good, is the history file touched; the
+        // recorder has kept the configured statuses until its writer starts.
+        let history = History::open(&settings.history)?;
+        let writer = recorder.start(&history, &settings.history)?;
+        metrics.watch(registry.clone());
+        let monitor =
+            Monitor::observed(registry.clone(), vec![recorder, Arc::new(metrics.clone())]);
         let draining = CancellationToken::new();
-        let app = routes::app(
-            &settings,
-            registry.clone(),
-            monitor.reports(),
-            draining.clone(),
-        )?;
+        let state = WebState {
+            registry: registry.clone(),
+            upstreams: monitor.reports(),
+            history,
+            metrics,
+        };
+        let app = routes::app(&settings, state, cors, draining.clone());
         Ok(Self {
             listen: settings.listen,
             admin_listen: settings.admin_listen,
@@ -118,6 +135,7 @@ impl Server {
             drain_delay: settings.drain_delay,
             shutdown_grace: settings.shutdown_grace,
             draining,
+            writer,
             reloader: Reloader(Arc::new(Mutex::new(Reloadable {
                 configured,
                 monitor,
@@ -169,6 +187,7 @@ impl Server {
             drain_delay,
             shutdown_grace,
             draining,
+            writer,
             reloader,
             upstreams,
             ..
@@ -199,6 +218,8 @@ impl Server {
         };
         serve::serve(listeners.main, app, &connections, tls, stop, shutdown_grace).await;
         reloader.monitor(Monitor::stop);
+        // The shutdown's own changes are written, and the stop marked clean.
+        writer.stop();
     }
 }
 

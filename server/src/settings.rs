@@ -8,8 +8,13 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use healthweb_client::native::TlsSettings;
 
 use crate::{
-    config::ConfigError, cors::CorsSettings, health::HealthLimits, serve::ConnectionLimits,
-    status::ServiceStatus, tls::TlsError,
+    config::ConfigError,
+    cors::CorsSettings,
+    health::HealthLimits,
+    history::{HistorySettings, StoreError},
+    serve::ConnectionLimits,
+    status::ServiceStatus,
+    tls::TlsError,
 };
 
 /// One server's settings.
@@ -47,6 +52,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// TLS for the port (`cert` and `key`, and `ca` for mTLS); cleartext when absent.
     pub tls: Option<TlsSettings>,
+    /// Where the history of status changes is kept, and for how long.
+    pub history: HistorySettings,
 }
 
 impl Default for Settings {
@@ -67,6 +74,7 @@ impl Default for Settings {
             drain_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(10),
             tls: None,
+            history: HistorySettings::default(),
         }
     }
 }
@@ -89,6 +97,11 @@ pub enum SettingsError {
     /// The config file cannot be read, parsed or used.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The history file cannot be used (corrupt, locked, from a newer healthweb).
+    #[error(
+        "cannot use the history: {0} (--history PATH picks another file; --history memory keeps none)"
+    )]
+    History(#[from] StoreError),
     /// The admin token file cannot be read, or holds no token.
     #[error("cannot use --admin-token-file {path}: {reason}")]
     AdminToken {

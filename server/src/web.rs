@@ -5,6 +5,9 @@
 //!   word, or JSON with `Accept: application/json` (with what the upstream monitor
 //!   saw, for a monitored service).
 //! - `GET /upstreams`: what the upstream monitor saw last, as JSON.
+//! - `GET /badge/{service}.svg`: a status badge ([`crate::badge`]); 404 (and a grey
+//!   badge) for an unknown service. Cacheable for a few seconds.
+//! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]).
 //! - everything else: the static status page from the www directory.
 
 use std::{convert::Infallible, path::Path};
@@ -12,7 +15,7 @@ use std::{convert::Infallible, path::Path};
 use axum::{
     Router,
     body::Body,
-    extract::{Query, State},
+    extract::{Path as UrlPath, Query, State},
     http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header},
     response::IntoResponse,
     routing::get,
@@ -21,16 +24,32 @@ use healthweb_proto::pb::health_check_response::ServingStatus;
 use serde::Deserialize;
 use tower_http::services::ServeDir;
 
-use crate::{monitor::Reports, registry::HealthRegistry};
+use crate::{
+    badge::Badge,
+    history::{History, now_ms, uptime},
+    metrics::Metrics,
+    monitor::Reports,
+    registry::HealthRegistry,
+};
 
+/// What the plain routes read.
 #[derive(Clone)]
-struct WebState {
-    registry: HealthRegistry,
-    upstreams: Reports,
+pub struct WebState {
+    /// The statuses.
+    pub registry: HealthRegistry,
+    /// What the upstream monitor saw last.
+    pub upstreams: Reports,
+    /// Every recorded change, for the badges' uptime.
+    pub history: History,
+    /// Everything `/metrics` shows.
+    pub metrics: Metrics,
 }
 
-/// `/healthz`, `/upstreams`, and the files of `www`.
-pub fn router(www: &Path, registry: HealthRegistry, upstreams: Reports) -> Router {
+/// How long a badge may be cached.
+const BADGE_MAX_AGE: &str = "public, max-age=5";
+
+/// `/healthz`, `/upstreams`, `/badge/…`, `/metrics`, and the files of `www`.
+pub fn router(www: &Path, state: WebState) -> Router {
     let not_found = tower::service_fn(|req: Request<Body>| async move {
         Ok::<_, Infallible>(
             (
@@ -43,10 +62,9 @@ pub fn router(www: &Path, registry: HealthRegistry, upstreams: Reports) -> Route
     Router::new()
         .route("/healthz", get(healthz))
         .route("/upstreams", get(upstreams_json))
-        .with_state(WebState {
-            registry,
-            upstreams,
-        })
+        .route("/badge/{*file}", get(badge))
+        .route("/metrics", get(metrics))
+        .with_state(state)
         .fallback_service(
             ServeDir::new(www)
                 .append_index_html_on_directories(true)
@@ -75,10 +93,69 @@ async fn upstreams_json(State(state): State<WebState>) -> Response<Body> {
     no_store(axum::Json(reports).into_response())
 }
 
+async fn metrics(State(state): State<WebState>) -> Response<Body> {
+    let mut response = state.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    no_store(response)
+}
+
+async fn badge(State(state): State<WebState>, UrlPath(file): UrlPath<String>) -> Response<Body> {
+    let Some(service) = file.strip_suffix(".svg") else {
+        return (
+            StatusCode::NOT_FOUND,
+            "badges are /badge/SERVICE.svg (/badge/.svg for the whole server)\n",
+        )
+            .into_response();
+    };
+    let status = state.registry.check(service);
+    let uptime = match status {
+        Some(_) => day_uptime(state.history.clone(), service.to_owned()).await,
+        None => None,
+    };
+    let badge = Badge::new(service, status.map(|s| s.as_str_name()), uptime);
+    let code = if status.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    let mut response = (code, badge.svg()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("image/svg+xml"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(BADGE_MAX_AGE),
+    );
+    response
+}
+
+/// The last 24 hours' uptime, if history has recorded any of them.
+async fn day_uptime(history: History, service: String) -> Option<f64> {
+    tokio::task::spawn_blocking(move || {
+        let now = now_ms();
+        let day = 24 * 3600 * 1000;
+        let rows = history
+            .store()
+            .timeline(&service, now - day, now + 1)
+            .ok()?;
+        let span = uptime::span(&rows, now - day, now);
+        (span.recorded_ms > 0).then(|| span.serving())
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 async fn healthz(
     State(WebState {
         registry,
         upstreams,
+        ..
     }): State<WebState>,
     Query(query): Query<HealthzQuery>,
     headers: HeaderMap,

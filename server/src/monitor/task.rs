@@ -9,9 +9,9 @@ use healthweb_client::{
     native::{self, NativeClient, Protocol, Target},
 };
 
-use super::{Mode, Report, Reports, Thresholds, http::HttpProbe};
+use super::{Mode, ProbeObservers, Report, Reports, Thresholds, http::HttpProbe};
 use crate::{
-    registry::HealthRegistry,
+    registry::{Cause, HealthRegistry, Reason},
     upstream::{UpstreamConfig, Via},
 };
 
@@ -26,6 +26,9 @@ struct Outcome {
     /// Why the probe failed, if it did.
     error: Option<String>,
     latency: Duration,
+    /// Whether `latency` was measured by this probe (a Watch's later messages
+    /// repeat the first one's).
+    measured: bool,
     verdict: Verdict,
 }
 
@@ -44,6 +47,7 @@ impl Outcome {
             answer: None,
             error: Some(error),
             latency,
+            measured: true,
             verdict: Verdict::Counted(false),
         }
     }
@@ -54,15 +58,25 @@ pub(super) struct Upstream {
     config: UpstreamConfig,
     registry: HealthRegistry,
     reports: Reports,
+    observers: ProbeObservers,
     thresholds: Thresholds,
     status: ServingStatus,
 }
 
 impl Upstream {
-    pub(super) fn new(config: UpstreamConfig, registry: HealthRegistry, reports: Reports) -> Self {
+    pub(super) fn new(
+        config: UpstreamConfig,
+        registry: HealthRegistry,
+        reports: Reports,
+        observers: ProbeObservers,
+    ) -> Self {
         // A restarted upstream keeps what it showed; a new one is UNKNOWN until it knows.
         let status = registry.check(&config.name).unwrap_or_else(|| {
-            let _ = registry.set(&config.name, ServingStatus::Unknown);
+            let _ = registry.set_because(
+                &config.name,
+                ServingStatus::Unknown,
+                Reason::of(Cause::Monitor),
+            );
             ServingStatus::Unknown
         });
         let thresholds = Thresholds::new(config.healthy_threshold, config.unhealthy_threshold);
@@ -70,6 +84,7 @@ impl Upstream {
             config,
             registry,
             reports,
+            observers,
             thresholds,
             status,
         }
@@ -125,6 +140,7 @@ impl Upstream {
                         answer,
                         error,
                         latency: start.elapsed(),
+                        measured: true,
                     }
                 }
             };
@@ -176,6 +192,7 @@ impl Upstream {
                             answer: Some(status.as_str_name().to_owned()),
                             error: None,
                             latency: start.elapsed(),
+                            measured: true,
                             verdict: Verdict::Counted(status == ServingStatus::Serving),
                         },
                         Err(error) => {
@@ -202,6 +219,7 @@ impl Upstream {
         .await
         .map_err(|_| Error::Deadline(deadline))??;
         let latency = start.elapsed();
+        let mut measured = true;
         while let Some(reply) = message {
             let answer = reply.status();
             let shown = match answer {
@@ -215,6 +233,7 @@ impl Upstream {
                 answer: Some(answer.as_str_name().to_owned()),
                 error: None,
                 latency,
+                measured: std::mem::take(&mut measured),
                 verdict: Verdict::Taken(shown),
             });
             message = stream.message().await?;
@@ -224,6 +243,11 @@ impl Upstream {
 
     /// Feeds the thresholds, moves the status if they settle one, and updates the report.
     fn record(&mut self, outcome: Outcome) {
+        if outcome.measured {
+            for observer in self.observers.iter() {
+                observer.probed(&self.config.name, outcome.latency);
+            }
+        }
         let settled = match outcome.verdict {
             Verdict::Taken(status) => {
                 self.thresholds.take(status);
@@ -253,8 +277,17 @@ impl Upstream {
         {
             self.status = status;
             report.changed_at = Some(now.clone());
+            let detail = outcome
+                .error
+                .as_deref()
+                .or(outcome.answer.as_deref())
+                .unwrap_or("");
+            let reason = Reason {
+                cause: Cause::Monitor,
+                detail,
+            };
             // Ignored while healthweb itself is shut down: it stays NOT_SERVING.
-            let _ = self.registry.set(&self.config.name, status);
+            let _ = self.registry.set_because(&self.config.name, status, reason);
         }
         report.mode = outcome.mode;
         report.status = self.status.as_str_name();

@@ -6,8 +6,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::Args;
 use healthweb_client::native::TlsSettings;
 use healthweb_server::{
-    ConnectionLimits, HealthLimits, Server, Settings, cors::CorsSettings, serve::Linger,
-    status::ServiceStatus,
+    ConnectionLimits, HealthLimits, Server, Settings, cors::CorsSettings, history::HistorySettings,
+    serve::Linger, status::ServiceStatus,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -136,6 +136,25 @@ pub struct ServeArgs {
     /// Most services List returns; past it List answers RESOURCE_EXHAUSTED.
     #[arg(long, env = "HEALTHWEB_LIST_LIMIT", default_value_t = HealthLimits::default().max_list)]
     list_limit: usize,
+    /// The SQLite file that keeps every status change across restarts (created if
+    /// missing), or `memory` to keep history only while running.
+    #[arg(
+        long,
+        env = "HEALTHWEB_HISTORY",
+        value_name = "PATH|memory",
+        default_value = "healthweb-history.db"
+    )]
+    history: String,
+    /// History older than this is pruned.
+    #[arg(long, env = "HEALTHWEB_HISTORY_RETENTION", default_value = "30d", value_parser = humantime::parse_duration)]
+    history_retention: Duration,
+    /// Each service keeps at most this many history rows (its newest).
+    #[arg(long, env = "HEALTHWEB_HISTORY_MAX_ROWS", default_value_t = HistorySettings::default().max_rows)]
+    history_max_rows: u64,
+    /// A history file that cannot be used (corrupt, or from a newer healthweb) is
+    /// renamed PATH.unusable-TIME and a fresh one started, instead of refusing to start.
+    #[arg(long, env = "HEALTHWEB_HISTORY_MOVE_ASIDE")]
+    history_move_aside: bool,
 }
 
 impl ServeArgs {
@@ -178,6 +197,12 @@ impl ServeArgs {
                 ca: self.tls_client_ca,
                 ..TlsSettings::default()
             }),
+            history: HistorySettings {
+                path: (self.history != "memory").then(|| PathBuf::from(self.history)),
+                retention: self.history_retention,
+                max_rows: self.history_max_rows,
+                move_aside: self.history_move_aside,
+            },
         }
     }
 }

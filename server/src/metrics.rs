@@ -1,0 +1,465 @@
+//! `GET /metrics`, in the OpenMetrics text format (`prometheus-client`), with
+//! the names the ecosystem already spells:
+//!
+//! - `healthweb_service_status{service, status}`: 1 for the current status, 0 for
+//!   the others (kube-state-metrics' one-series-per-state gauge);
+//! - `healthweb_status_transitions_total{service}`;
+//! - `healthweb_watch_streams`: Watch streams open now;
+//! - `healthweb_upstream_probe_seconds{upstream}`: the monitor's probe latency;
+//! - go-grpc-prometheus': `grpc_server_started_total`, `grpc_server_handled_total`
+//!   (with `grpc_code` spelled as Go spells it) and `grpc_server_handling_seconds`,
+//!   each by `grpc_type`, `grpc_service` and `grpc_method`, for every method this
+//!   server has (an unknown path is no method, and adds no series).
+//!
+//! The gRPC counters sit on the hot path, so each method's series are looked up
+//! once, when the server starts.
+
+use std::{
+    convert::Infallible,
+    pin::Pin,
+    sync::{Arc, OnceLock},
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use axum::body::Body;
+use bytes::Bytes;
+use healthweb_proto::pb::health_check_response::ServingStatus;
+use http::{HeaderMap, Request, Response};
+use http_body::Frame;
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+use tower::{Layer, Service};
+
+use crate::{
+    monitor::ProbeObserver,
+    registry::{HealthRegistry, Observer, Reason},
+};
+
+/// Every gRPC method served: path, service, method, go-grpc-prometheus type.
+const METHODS: [(&str, &str, &str, &str); 8] = [
+    (
+        "/grpc.health.v1.Health/Check",
+        "grpc.health.v1.Health",
+        "Check",
+        "unary",
+    ),
+    (
+        "/grpc.health.v1.Health/Watch",
+        "grpc.health.v1.Health",
+        "Watch",
+        "server_stream",
+    ),
+    (
+        "/grpc.health.v1.Health/List",
+        "grpc.health.v1.Health",
+        "List",
+        "unary",
+    ),
+    (
+        "/healthweb.v1.History/Transitions",
+        "healthweb.v1.History",
+        "Transitions",
+        "unary",
+    ),
+    (
+        "/healthweb.v1.History/Uptime",
+        "healthweb.v1.History",
+        "Uptime",
+        "unary",
+    ),
+    (
+        "/healthweb.v1.History/Latency",
+        "healthweb.v1.History",
+        "Latency",
+        "unary",
+    ),
+    (
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "grpc.reflection.v1.ServerReflection",
+        "ServerReflectionInfo",
+        "bidi_stream",
+    ),
+    (
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "ServerReflectionInfo",
+        "bidi_stream",
+    ),
+];
+
+/// gRPC's codes as Go spells them, which go-grpc-prometheus's dashboards expect.
+const GO_CODES: [&str; 17] = [
+    "OK",
+    "Canceled",
+    "Unknown",
+    "InvalidArgument",
+    "DeadlineExceeded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Aborted",
+    "OutOfRange",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "Unauthenticated",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Rpc {
+    grpc_type: &'static str,
+    grpc_service: &'static str,
+    grpc_method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Handled {
+    grpc_type: &'static str,
+    grpc_service: &'static str,
+    grpc_method: &'static str,
+    grpc_code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabel {
+    service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    service: String,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabel {
+    upstream: String,
+}
+
+/// One method's series, looked up once.
+#[derive(Debug)]
+struct MethodSeries {
+    started: Counter,
+    handling: Histogram,
+    /// By code, in `GO_CODES` order.
+    handled: Vec<Counter>,
+}
+
+/// Every metric; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    methods: Vec<MethodSeries>,
+    transitions: Family<ServiceLabel, Counter>,
+    probes: Family<UpstreamLabel, Histogram, fn() -> Histogram>,
+    scrape: Scrape,
+}
+
+/// The per-scrape part: statuses and open streams, read from the registry.
+#[derive(Debug, Clone, Default)]
+struct Scrape(Arc<OnceLock<HealthRegistry>>);
+
+fn seconds_buckets() -> Histogram {
+    // go-grpc-prometheus' (Prometheus' default) buckets.
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ])
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Every series, registered; [`Metrics::watch`] then names the registry to read.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let started = Family::<Rpc, Counter>::default();
+        let handled = Family::<Handled, Counter>::default();
+        let handling = Family::<Rpc, Histogram, fn() -> Histogram>::new_with_constructor(
+            seconds_buckets as fn() -> Histogram,
+        );
+        let methods = METHODS
+            .iter()
+            .map(|&(_, grpc_service, grpc_method, grpc_type)| {
+                let rpc = Rpc {
+                    grpc_type,
+                    grpc_service,
+                    grpc_method,
+                };
+                MethodSeries {
+                    started: started.get_or_create_owned(&rpc),
+                    handling: handling.get_or_create_owned(&rpc),
+                    handled: GO_CODES
+                        .iter()
+                        .map(|&grpc_code| {
+                            handled.get_or_create_owned(&Handled {
+                                grpc_type,
+                                grpc_service,
+                                grpc_method,
+                                grpc_code,
+                            })
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        registry.register("grpc_server_started", "RPCs started on the server", started);
+        registry.register(
+            "grpc_server_handled",
+            "RPCs completed on the server, whatever their code",
+            handled,
+        );
+        registry.register(
+            "grpc_server_handling_seconds",
+            "Time from an RPC's start to its end on the server",
+            handling,
+        );
+        let transitions = Family::<ServiceLabel, Counter>::default();
+        registry.register(
+            "healthweb_status_transitions",
+            "Status changes of each service",
+            transitions.clone(),
+        );
+        let probes = Family::<UpstreamLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+            seconds_buckets as fn() -> Histogram,
+        );
+        registry.register(
+            "healthweb_upstream_probe_seconds",
+            "How long the upstream monitor's probes take",
+            probes.clone(),
+        );
+        let scrape = Scrape::default();
+        registry.register_collector(Box::new(scrape.clone()));
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                methods,
+                transitions,
+                probes,
+                scrape,
+            }),
+        }
+    }
+
+    /// Reads statuses and open streams from `registry` at each scrape.
+    pub fn watch(&self, registry: HealthRegistry) {
+        let _ = self.inner.scrape.0.set(registry);
+    }
+
+    /// The gRPC layer that counts every call of a known method.
+    pub fn layer(&self) -> GrpcMetricsLayer {
+        GrpcMetricsLayer(self.clone())
+    }
+
+    /// The whole exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.inner.registry);
+        text
+    }
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(registry) = self.0.get() else {
+            return Ok(());
+        };
+        let statuses = Family::<StatusLabels, Gauge>::default();
+        for (service, status) in registry.list() {
+            for word in ["SERVING", "NOT_SERVING", "UNKNOWN"] {
+                let value = i64::from(status.as_str_name() == word);
+                let labels = StatusLabels {
+                    service: service.clone(),
+                    status: word,
+                };
+                statuses.get_or_create(&labels).set(value);
+            }
+        }
+        let described = encoder.encode_descriptor(
+            "healthweb_service_status",
+            "1 for each service's current status, 0 for the others",
+            None,
+            statuses.metric_type(),
+        )?;
+        statuses.encode(described)?;
+        let streams = Gauge::<i64>::default();
+        streams.set(registry.watchers().values().sum::<usize>() as i64);
+        let described = encoder.encode_descriptor(
+            "healthweb_watch_streams",
+            "Watch streams open now",
+            None,
+            streams.metric_type(),
+        )?;
+        streams.encode(described)
+    }
+}
+
+impl Observer for Metrics {
+    fn changed(&self, service: &str, _: ServingStatus, _: ServingStatus, _: Reason<'_>) {
+        self.inner
+            .transitions
+            .get_or_create(&ServiceLabel {
+                service: service.to_owned(),
+            })
+            .inc();
+    }
+}
+
+impl ProbeObserver for Metrics {
+    fn probed(&self, upstream: &str, latency: Duration) {
+        self.inner
+            .probes
+            .get_or_create(&UpstreamLabel {
+                upstream: upstream.to_owned(),
+            })
+            .observe(latency.as_secs_f64());
+    }
+}
+
+/// Adds [`GrpcMetrics`] to the gRPC routes.
+#[derive(Debug, Clone)]
+pub struct GrpcMetricsLayer(Metrics);
+
+impl<S> Layer<S> for GrpcMetricsLayer {
+    type Service = GrpcMetrics<S>;
+
+    fn layer(&self, inner: S) -> GrpcMetrics<S> {
+        GrpcMetrics {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+/// Counts each call of a known method: started now, handled with its code when
+/// its answer ends (trailers-only, or in the trailers), timed in between.
+#[derive(Debug, Clone)]
+pub struct GrpcMetrics<S> {
+    inner: S,
+    metrics: Metrics,
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+impl<S, B> Service<Request<B>> for GrpcMetrics<S>
+where
+    S: Service<Request<B>, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> BoxFuture {
+        let Some(method) = METHODS.iter().position(|m| m.0 == request.uri().path()) else {
+            return Box::pin(self.inner.call(request));
+        };
+        let call = Call {
+            metrics: self.metrics.clone(),
+            method,
+            started: Instant::now(),
+            done: false,
+        };
+        self.metrics.inner.methods[method].started.inc();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let mut call = call;
+            let response = answer.await?;
+            if let Some(code) = code_of(response.headers()) {
+                call.handled(code);
+            }
+            Ok(response.map(|body| Body::new(Counted { body, call })))
+        })
+    }
+}
+
+fn code_of(headers: &HeaderMap) -> Option<usize> {
+    let code: usize = headers.get("grpc-status")?.to_str().ok()?.parse().ok()?;
+    Some(code.min(GO_CODES.len() - 1))
+}
+
+/// One call in flight; counted once, when it ends.
+struct Call {
+    metrics: Metrics,
+    method: usize,
+    started: Instant,
+    done: bool,
+}
+
+impl Call {
+    fn handled(&mut self, code: usize) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let series = &self.metrics.inner.methods[self.method];
+        series.handled[code].inc();
+        series
+            .handling
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        // Ended without a status: the client went away.
+        self.handled(1);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An answer's body, watched for the grpc-status in its trailers.
+    struct Counted {
+        #[pin]
+        body: Body,
+        call: Call,
+    }
+}
+
+impl http_body::Body for Counted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.body.poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(code) = frame.trailers_ref().and_then(code_of) {
+                    this.call.handled(code);
+                }
+            }
+            // The stream broke: the status never came.
+            Some(Err(_)) => this.call.handled(2),
+            None => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+}
