@@ -24,8 +24,9 @@ pub struct Call<'a> {
     pub headers: &'a [(String, String)],
 }
 
-/// The three Health RPCs over some wire: gRPC-Web over `fetch` in the browser
-/// (`crate::grpc_web`), any tonic channel natively (`crate::tonic_transport`).
+/// The three Health RPCs over some wire: tonic's generated client over any tonic channel
+/// (`crate::tonic_transport`: tonic-web-wasm-client in the browser, HTTP/2 or gRPC-Web
+/// natively), or gRPC-Web straight over `fetch` in the `fetch-lite` build.
 pub trait Transport {
     /// An open Watch call.
     type Watch: WatchStream;
@@ -58,7 +59,8 @@ pub trait WatchStream {
 /// How every call is made.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// The deadline of each Check and List (Watch streams have none).
+    /// The deadline of each Check and List, and of each Watch attempt until its first
+    /// message (the stream itself then lasts as long as it is watched).
     pub timeout: Option<Duration>,
     /// Extra request headers, for example `authorization`.
     pub headers: Vec<(String, String)>,
@@ -130,7 +132,7 @@ impl<T: Transport> Client<T> {
         }
     }
 
-    async fn within_deadline<R>(
+    pub(crate) async fn within_deadline<R>(
         &self,
         call: impl Future<Output = Result<R, Error>>,
     ) -> Result<R, Error> {

@@ -11,7 +11,12 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::{Error, Options, Update};
 
-type Core = crate::Client<crate::grpc_web::GrpcWeb>;
+#[cfg(feature = "fetch-lite")]
+use crate::fetch_lite::{Wire, wire};
+#[cfg(not(feature = "fetch-lite"))]
+use crate::tonic_wasm::{Wire, wire};
+
+type Core = crate::Client<Wire>;
 
 /// A `grpc.health.v1` client speaking gRPC-Web to `baseUrl`.
 #[wasm_bindgen(skip_typescript)]
@@ -28,7 +33,7 @@ impl HealthClient {
             .map(|o| read_options(&o))
             .transpose()?
             .unwrap_or_default();
-        let core = Core::new(crate::grpc_web::GrpcWeb::new(base_url), options).map_err(to_js)?;
+        let core = Core::new(wire(base_url), options).map_err(to_js)?;
         Ok(Self {
             core: Rc::new(core),
         })
