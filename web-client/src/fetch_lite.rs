@@ -17,7 +17,7 @@ use web_sys::{AbortController, Headers, ReadableStreamDefaultReader, RequestInit
 
 use crate::{
     Error,
-    core::{Call, Transport, WatchStream},
+    core::{Call, Transport, WatchStream, grpc_timeout},
     frames::{self, Decoder, Frame},
 };
 
@@ -67,7 +67,7 @@ impl GrpcWeb {
         }
         if let Some(timeout) = call.timeout {
             headers
-                .set("grpc-timeout", &format!("{}m", timeout.as_millis() as u64))
+                .set("grpc-timeout", &grpc_timeout(timeout))
                 .map_err(js)?;
         }
         for (name, value) in call.headers {

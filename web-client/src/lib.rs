@@ -42,6 +42,11 @@ compile_error!(
     "the browser build needs a transport: the default feature tonic-web-wasm-client, or fetch-lite"
 );
 
+// std's dlmalloc is 7 KB of the module; talc does the same job, single-threaded, in less.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 pub mod backoff;
 pub mod core;
 pub mod error;

@@ -7,15 +7,15 @@ use healthweb_proto::pb::{
     health_client::HealthClient,
 };
 use tonic::{
-    Request, Streaming,
+    Extensions, Request, Streaming,
     client::GrpcService,
     codegen::{Body, Bytes, StdError},
-    metadata::{MetadataKey, MetadataValue},
+    metadata::{MetadataKey, MetadataMap, MetadataValue},
 };
 
 use crate::{
     Error,
-    core::{Call, Transport, WatchStream},
+    core::{Call, Transport, WatchStream, grpc_timeout},
 };
 
 impl<T> Transport for HealthClient<T>
@@ -87,15 +87,27 @@ fn from_status(status: tonic::Status, timeout: Option<std::time::Duration>) -> E
 }
 
 fn tonic_request<M>(message: M, call: Call<'_>) -> Result<Request<M>, Error> {
-    let mut request = Request::new(message);
+    Ok(Request::from_parts(
+        metadata(call)?,
+        Extensions::default(),
+        message,
+    ))
+}
+
+/// The call's headers and deadline; apart from the generic [`tonic_request`] so the
+/// browser module holds this code once, not once per message type.
+fn metadata(call: Call<'_>) -> Result<MetadataMap, Error> {
+    let mut metadata = MetadataMap::new();
     for (name, value) in call.headers {
         let bad = || Error::InvalidOption(format!("bad header \"{name}\""));
         let key = MetadataKey::from_bytes(name.as_bytes()).map_err(|_| bad())?;
         let value = MetadataValue::try_from(value.as_str()).map_err(|_| bad())?;
-        request.metadata_mut().insert(key, value);
+        metadata.insert(key, value);
     }
     if let Some(timeout) = call.timeout {
-        request.set_timeout(timeout);
+        let value = MetadataValue::try_from(grpc_timeout(timeout))
+            .map_err(|_| Error::InvalidOption("timeout".into()))?;
+        metadata.insert("grpc-timeout", value);
     }
-    Ok(request)
+    Ok(metadata)
 }

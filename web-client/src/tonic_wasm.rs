@@ -74,7 +74,7 @@ impl Service<http::Request<tonic::body::Body>> for WasmChannel {
                 Err(FetchError::MissingContentTypeHeader | FetchError::InvalidContentType(_)) => {
                     Err(Status::unknown(format!("{url} is not a gRPC-Web endpoint")))
                 }
-                Err(other) => Err(Status::internal(other.to_string())),
+                Err(_) => Err(Status::internal(format!("{url} sent a malformed response"))),
             }
         })
     }
@@ -102,7 +102,7 @@ impl Body for Reply {
             FetchError::JsError(_) | FetchError::MalformedResponse => {
                 Status::unavailable(format!("lost the connection to {}", this.url))
             }
-            other => Status::internal(other.to_string()),
+            _ => Status::internal(format!("{} sent a malformed response", this.url)),
         })
     }
 
