@@ -198,8 +198,39 @@ async function main() {
   await page.screenshot({ path: join(root, "docs/status-page-fleet.png") });
   ok("the monitor's last error is shown");
 
+  // WatchHandle.close() ends the call for real: the fetch is aborted and the server's
+  // count of open Watch streams (admin GET /services) falls back to 0 within a second.
+  const solo = await serve("127.0.0.1:0", "--service", "probe=SERVING", "--cors-origin", new URL(fleet.url).origin);
+  const openWatches = async () => {
+    const response = await fetch(`${solo.admin}/services`, { signal: AbortSignal.timeout(5_000) });
+    return (await response.json()).watchers?.probe ?? 0;
+  };
+  /** Polls until `openWatches()` is `count`; the time taken, or a failure after `ms`. */
+  const watchesReach = async (count, ms, after) => {
+    const start = Date.now();
+    for (;;) {
+      const open = await openWatches();
+      const took = Date.now() - start;
+      if (open === count) return took;
+      if (took > ms) {
+        throw new Error(`${open} Watch streams still open ${took} ms ${after} (want ${count}); the server's stderr:\n` +
+          solo.lines.join("\n"));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  await page.evaluate((url) => import("/pkg/healthweb_client.js").then(({ HealthClient }) => {
+    window.probeUpdates = [];
+    window.probeHandle = new HealthClient(url).watch("probe", ({ status }) => window.probeUpdates.push(status));
+  }), solo.url);
+  await page.waitForFunction(() => window.probeUpdates.length > 0, null, { timeout: 10_000 });
+  await watchesReach(1, 10_000, "after watch()");
+  await page.evaluate(() => window.probeHandle.close());
+  const closed = await watchesReach(0, 1_000, "after close()");
+  ok(`close() ended the Watch stream on the server after ${closed} ms`);
+
   const allowed = new Set([new URL(second.url).origin, new URL(other.url).origin, new URL(fleet.url).origin,
-    "http://127.0.0.1:9"]);
+    new URL(solo.url).origin, "http://127.0.0.1:9"]);
   const strangers = requests.filter((u) => u.protocol !== "data:" && !allowed.has(u.origin));
   assert.deepEqual(strangers.map(String), [], "requests to other hosts");
   assert.deepEqual(errors, [], "errors on the page");
