@@ -120,3 +120,12 @@ if [ ! -d "$here/node_modules/playwright-core" ]; then
   (cd "$here" && timeout 300 npm ci --no-audit --no-fund)
 fi
 timeout 600 node "$here/e2e.mjs"
+
+# --- 3. the module in a Vite app ---------------------------------------------------------------
+# The npm package a bundler takes (default build), then the app's own dependencies, which
+# link that package (package.json: file:./healthweb-client).
+web-client/build.sh bundler "$here/vite-app/healthweb-client"
+if [ ! -d "$here/vite-app/node_modules/vite" ]; then
+  (cd "$here/vite-app" && timeout 300 npm ci --no-audit --no-fund)
+fi
+timeout 600 node "$here/vite-app/test.mjs"
