@@ -97,17 +97,17 @@ fn tonic_request<M>(message: M, call: Call<'_>) -> Result<Request<M>, Error> {
 /// The call's headers and deadline; apart from the generic [`tonic_request`] so the
 /// browser module holds this code once, not once per message type.
 fn metadata(call: Call<'_>) -> Result<MetadataMap, Error> {
+    let timeout = call.timeout.map(grpc_timeout);
+    let deadline = timeout.as_deref().map(|value| ("grpc-timeout", value));
+    let headers = call.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    // One parse-and-insert path for every header, the deadline included: each distinct
+    // key or value type would be another copy of tonic's header code in the module.
     let mut metadata = MetadataMap::new();
-    for (name, value) in call.headers {
+    for (name, value) in headers.chain(deadline) {
         let bad = || Error::InvalidOption(format!("bad header \"{name}\""));
         let key = MetadataKey::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-        let value = MetadataValue::try_from(value.as_str()).map_err(|_| bad())?;
+        let value = MetadataValue::try_from(value).map_err(|_| bad())?;
         metadata.insert(key, value);
-    }
-    if let Some(timeout) = call.timeout {
-        let value = MetadataValue::try_from(grpc_timeout(timeout))
-            .map_err(|_| Error::InvalidOption("timeout".into()))?;
-        metadata.insert("grpc-timeout", value);
     }
     Ok(metadata)
 }
