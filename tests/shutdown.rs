@@ -10,9 +10,7 @@ use http::Method;
 use nix::sys::signal::Signal;
 use tokio::io::AsyncWriteExt;
 
-use crate::util::{
-    Binary, Wire, client, collect, decode_web, frame, req, send, status_of, within,
-};
+use crate::util::{Binary, Wire, client, collect, decode_web, frame, req, send, status_of, within};
 
 #[tokio::test]
 async fn sigterm_tells_watchers_then_drains_within_the_grace() {

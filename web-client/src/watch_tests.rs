@@ -192,7 +192,9 @@ async fn each_attempt_must_bring_its_first_message_within_the_deadline() {
     let t = Scripted::default();
     // A server that accepts the call and sends nothing, then one that answers and
     // stays quiet far longer than the deadline: only the first is a failure.
-    t.watches.borrow_mut().extend([Ok((vec![], None)), Ok((vec![Serving], None))]);
+    t.watches
+        .borrow_mut()
+        .extend([Ok((vec![], None)), Ok((vec![Serving], None))]);
     let options = Options {
         timeout: Some(Duration::from_secs(1)),
         ..Options::default()
@@ -201,7 +203,10 @@ async fn each_attempt_must_bring_its_first_message_within_the_deadline() {
     use ConnState::*;
     assert_eq!(seen.len(), 2, "{seen:?}");
     let (status, state, code, at) = seen[0];
-    assert_eq!((status, state, code), (Unknown, Reconnecting, Some(Code::DeadlineExceeded)));
+    assert_eq!(
+        (status, state, code),
+        (Unknown, Reconnecting, Some(Code::DeadlineExceeded))
+    );
     assert_eq!(at, Duration::from_secs(1), "given up at the deadline");
     assert_eq!((seen[1].0, seen[1].1, seen[1].2), (Serving, Live, None));
 }

@@ -214,7 +214,13 @@ async fn a_hung_server_fails_each_watch_attempt_at_the_deadline() {
     let Some((state, code, at)) = seen.first().cloned() else {
         panic!("no update within 3 s of watching a server that never answers");
     };
-    assert_eq!((state.as_str(), code.as_str()), ("reconnecting", "DEADLINE_EXCEEDED"));
+    assert_eq!(
+        (state.as_str(), code.as_str()),
+        ("reconnecting", "DEADLINE_EXCEEDED")
+    );
     let waited = at - started;
-    assert!((300.0..3000.0).contains(&waited), "gave up after {waited} ms");
+    assert!(
+        (300.0..3000.0).contains(&waited),
+        "gave up after {waited} ms"
+    );
 }

@@ -95,5 +95,8 @@ async fn address(stderr: ChildStderr) -> String {
         }
         seen.push(line);
     }
-    fail(&format!("the server exited without an address; stderr:\n{}", seen.join("\n")))
+    fail(&format!(
+        "the server exited without an address; stderr:\n{}",
+        seen.join("\n")
+    ))
 }
