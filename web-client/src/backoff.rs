@@ -38,8 +38,8 @@ impl Backoff {
     /// The delay before the next attempt, given a random number in `[0, 1)`.
     pub fn next_with(&mut self, random: f64) -> Duration {
         let base = self.current;
-        self.current = base.mul_f64(MULTIPLIER).min(self.max);
-        base.mul_f64(1.0 + JITTER * (2.0 * random - 1.0))
+        self.current = scale(base, MULTIPLIER).min(self.max);
+        scale(base, 1.0 + JITTER * (2.0 * random - 1.0))
     }
 
     /// The delay before the next attempt.
@@ -51,6 +51,13 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.current = self.initial;
     }
+}
+
+/// `delay * factor` to the millisecond. Not `Duration::mul_f64`, whose checks for
+/// negative and overflowing results (impossible here) cost the browser module their
+/// panic messages; `as u64` saturates instead.
+fn scale(delay: Duration, factor: f64) -> Duration {
+    Duration::from_millis((delay.as_secs_f64() * factor * 1000.0) as u64)
 }
 
 #[cfg(test)]
