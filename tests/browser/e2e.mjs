@@ -1,7 +1,9 @@
 // The status page end to end: a real `healthweb serve`, headless Chromium, and checks on
 // what a person sees. run.sh builds the server and www/pkg first; this builds nothing.
 //
-// Saves docs/status-page.png (and a dark-mode twin) for the README.
+// Saves docs/status-page.png (and a dark-mode twin) for the README. With E2E_WWW set,
+// serves the page from that directory instead (run.sh: www/ with the fetch-lite module
+// as its pkg/) and saves no screenshots.
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -15,6 +17,7 @@ import { chromium } from "playwright-core";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const bin = process.env.HEALTHWEB_BIN ?? join(root, "target/debug/healthweb");
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const www = process.env.E2E_WWW ?? join(root, "www");
 const WORDS = { SERVING: "Serving", NOT_SERVING: "Not serving", UNKNOWN: "Unknown" };
 
 const servers = new Set();
@@ -39,7 +42,7 @@ const guard = setTimeout(async () => {
 /** Starts `healthweb serve` and resolves once it has printed both addresses. */
 function serve(listen, ...args) {
   const proc = spawn(bin, [
-    "serve", "--listen", listen, "--admin-listen", "127.0.0.1:0", "--www", join(root, "www"),
+    "serve", "--listen", listen, "--admin-listen", "127.0.0.1:0", "--www", www,
     "--shutdown-grace", "1s", ...args,
   ], { stdio: ["ignore", "ignore", "pipe"] });
   servers.add(proc);
@@ -65,6 +68,11 @@ function serve(listen, ...args) {
       }
     });
   });
+}
+
+/** Saves a screenshot for the README, of the default page only. */
+async function screenshot(page, options) {
+  if (!process.env.E2E_WWW) await page.screenshot(options);
 }
 
 async function stop({ proc }) {
@@ -134,16 +142,16 @@ async function main() {
   ok("time since the change ticks");
 
   mkdirSync(join(root, "docs"), { recursive: true });
-  await page.screenshot({ path: join(root, "docs/status-page.png") });
+  await screenshot(page, { path: join(root, "docs/status-page.png") });
   await page.emulateMedia({ colorScheme: "dark" });
-  await page.screenshot({ path: join(root, "docs/status-page-dark.png") });
+  await screenshot(page, { path: join(root, "docs/status-page-dark.png") });
   await page.emulateMedia({ colorScheme: "light" });
 
   // Readable on a phone: nothing wider than the screen.
   await page.setViewportSize({ width: 360, height: 740 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
   assert.ok(overflow <= 0, `the page is ${overflow} px wider than a phone`);
-  await page.screenshot({ path: join(root, "docs/status-page-phone.png") });
+  await screenshot(page, { path: join(root, "docs/status-page-phone.png") });
   await page.setViewportSize({ width: 900, height: 560 });
   ok("fits a phone");
 
@@ -195,7 +203,7 @@ async function main() {
   await stop(upstream);
   await page.waitForFunction((sel) => /last error: .*(refused|UNAVAILABLE|ended)/.test(document.querySelector(sel).innerText),
     `${row("payments")} .detail`, { timeout: 10_000 });
-  await page.screenshot({ path: join(root, "docs/status-page-fleet.png") });
+  await screenshot(page, { path: join(root, "docs/status-page-fleet.png") });
   ok("the monitor's last error is shown");
 
   // WatchHandle.close() ends the call for real: the fetch is aborted and the server's

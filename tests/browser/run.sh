@@ -2,7 +2,8 @@
 # The browser tests, against a real `healthweb serve`:
 #   1. the wasm client's JavaScript API, with wasm-bindgen-test in headless Chromium,
 #      once per browser build: the default (tonic-web-wasm-client) and fetch-lite;
-#   2. the status page end to end, with playwright-core (e2e.mjs), on the default build;
+#   2. the status page end to end, with playwright-core (e2e.mjs), on each build as it
+#      ships (web-client/build.sh);
 #   3. the module embedded in a Vite app (vite-app/), built and opened in Chromium.
 # Needs cargo with the wasm32-unknown-unknown target, wasm-pack, wasm-bindgen-cli at the
 # version in Cargo.lock, curl, node and npm; installs Chromium with apt when missing.
@@ -120,6 +121,13 @@ if [ ! -d "$here/node_modules/playwright-core" ]; then
   (cd "$here" && timeout 300 npm ci --no-audit --no-fund)
 fi
 timeout 600 node "$here/e2e.mjs"
+
+# The same page on the fetch-lite module as it ships, so both wasm-opt'd builds run.
+web-client/build.sh web www/pkg-lite lite
+mkdir "$tmp/www-lite"
+find www -maxdepth 1 -type f -exec cp {} "$tmp/www-lite/" \;
+cp -r www/pkg-lite "$tmp/www-lite/pkg"
+E2E_WWW="$tmp/www-lite" timeout 600 node "$here/e2e.mjs"
 
 # --- 3. the module in a Vite app ---------------------------------------------------------------
 # The npm package a bundler takes (default build), then the app's own dependencies, which
