@@ -68,9 +68,9 @@ impl Service<http::Request<tonic::body::Body>> for WasmChannel {
                 Ok(response) => Ok(response.map(|body| Reply { body, url })),
                 Err(FetchError::TonicStatusError(status)) => Err(status),
                 // `fetch` itself rejected: no connection, or CORS refused it.
-                Err(FetchError::JsError(_)) => Err(Status::unavailable(format!(
-                    "cannot reach {url}"
-                ))),
+                Err(FetchError::JsError(_)) => {
+                    Err(Status::unavailable(format!("cannot reach {url}")))
+                }
                 Err(FetchError::MissingContentTypeHeader | FetchError::InvalidContentType(_)) => {
                     Err(Status::unknown(format!("{url} is not a gRPC-Web endpoint")))
                 }
@@ -95,15 +95,17 @@ impl Body for Reply {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = &mut *self;
-        Pin::new(&mut this.body).poll_frame(cx).map_err(|error| match error {
-            FetchError::TonicStatusError(status) => status,
-            // The body stopped (JsError) or ended before the trailers (MalformedResponse):
-            // the server or a proxy cut the call, which the spec calls UNAVAILABLE.
-            FetchError::JsError(_) | FetchError::MalformedResponse => {
-                Status::unavailable(format!("lost the connection to {}", this.url))
-            }
-            _ => Status::internal(format!("{} sent a malformed response", this.url)),
-        })
+        Pin::new(&mut this.body)
+            .poll_frame(cx)
+            .map_err(|error| match error {
+                FetchError::TonicStatusError(status) => status,
+                // The body stopped (JsError) or ended before the trailers (MalformedResponse):
+                // the server or a proxy cut the call, which the spec calls UNAVAILABLE.
+                FetchError::JsError(_) | FetchError::MalformedResponse => {
+                    Status::unavailable(format!("lost the connection to {}", this.url))
+                }
+                _ => Status::internal(format!("{} sent a malformed response", this.url)),
+            })
     }
 
     fn is_end_stream(&self) -> bool {
