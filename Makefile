@@ -15,7 +15,7 @@ PKG := www/pkg
 PKG_LITE := www/pkg-lite
 TARGET_DIR = $${CARGO_TARGET_DIR:-target}
 
-.PHONY: run build server pkg pkg-lite test test-deps wasm-deps browser-deps python-deps size-deps lint size bench
+.PHONY: run build server pkg pkg-lite test test-deps wasm-deps browser-deps python-deps size-deps lint size size-report bench
 
 ## run: build everything, then serve the status page on http://127.0.0.1:8080
 run: build
@@ -74,6 +74,11 @@ lint: wasm-deps
 ## size: both browser builds (.wasm + JS glue), gzip -9 and Brotli, against their budgets
 size: pkg pkg-lite size-deps
 	web-client/size.sh $(PKG) $(PKG_LITE)
+
+## size-report: where the default build's bytes go (twiggy); BUILD=lite for the other
+size-report: wasm-deps
+	command -v twiggy >/dev/null || cargo install twiggy --locked
+	web-client/size-report.sh $(or $(BUILD),default)
 
 # Brotli's command-line tool, from Debian.
 size-deps:
