@@ -86,5 +86,5 @@ size-deps:
 		|| { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq brotli; }
 
 ## bench: healthweb next to tonic-health, grpc-js, connect-node and grpcio; writes BENCHMARKS.md
-bench: pkg
+bench: pkg pkg-lite
 	python3 bench/run.py
