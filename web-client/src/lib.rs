@@ -42,7 +42,9 @@ compile_error!(
     "the browser build needs a transport: the default feature tonic-web-wasm-client, or fetch-lite"
 );
 
-// std's dlmalloc is 7 KB of the module; talc does the same job, single-threaded, in less.
+// std's dlmalloc is 7 KB of the module; talc does the same job, single-threaded, in less
+// (2.9 KB gzipped saved). It is the global allocator of any wasm program that links this
+// crate, so a Rust program embedding it cannot pick another.
 #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
