@@ -12,9 +12,10 @@ VENV := $(TOOLS)/venv
 WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PKG := www/pkg
+PKG_LITE := www/pkg-lite
 TARGET_DIR = $${CARGO_TARGET_DIR:-target}
 
-.PHONY: run build server pkg test test-deps wasm-deps browser-deps python-deps lint size bench fuzz
+.PHONY: run build server pkg pkg-lite test test-deps wasm-deps browser-deps python-deps size-deps lint size size-report bench fuzz
 
 ## run: build everything, then serve the status page on http://127.0.0.1:8080
 run: build
@@ -26,8 +27,13 @@ build: server pkg
 server:
 	cargo build --release --bin healthweb
 
+## pkg: the browser module for the page (default build: tonic over tonic-web-wasm-client)
 pkg: wasm-deps
-	wasm-pack build web-client --target web --out-dir ../$(PKG) --profile wasm-release
+	web-client/build.sh web $(PKG)
+
+## pkg-lite: the fetch-lite build (hand-written gRPC-Web over fetch), for byte counters
+pkg-lite: wasm-deps
+	web-client/build.sh web $(PKG_LITE) lite
 
 ## test: every test (Rust, browser, interop); installs Chromium and grpcio if missing.
 ## One debug build: the browser tests run the `healthweb` that `cargo test` built.
@@ -54,20 +60,33 @@ browser-deps:
 python-deps:
 	[ -x $(VENV)/bin/python ] || { python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -r tests/interop/requirements.txt; }
 
-## lint: rustfmt check and clippy -D warnings, native and wasm
+## lint: rustfmt check and clippy -D warnings, native and wasm (both browser builds)
 lint: wasm-deps
 	cargo fmt --all --check
 	cargo clippy --workspace --exclude healthweb-client --all-targets -- -D warnings
 	cargo clippy -p healthweb-client --all-targets -- -D warnings
 	cargo clippy -p healthweb-client --all-targets --features native -- -D warnings
+	cargo clippy -p healthweb-client --all-targets --no-default-features --features fetch-lite -- -D warnings
 	cargo clippy -p healthweb-client --target wasm32-unknown-unknown --all-targets -- -D warnings
+	cargo clippy -p healthweb-client --target wasm32-unknown-unknown --all-targets \
+		--no-default-features --features fetch-lite -- -D warnings
 
-## size: gzipped size of the browser module (.wasm + JS glue), against the 70 KB budget
-size: pkg
-	web-client/size.sh $(PKG)
+## size: both browser builds (.wasm + JS glue), gzip -9 and Brotli, against their budgets
+size: pkg pkg-lite size-deps
+	web-client/size.sh $(PKG) $(PKG_LITE)
+
+## size-report: where the default build's bytes go (twiggy); BUILD=lite for the other
+size-report: wasm-deps
+	command -v twiggy >/dev/null || cargo install twiggy --locked
+	web-client/size-report.sh $(or $(BUILD),default)
+
+# Brotli's command-line tool, from Debian.
+size-deps:
+	command -v brotli >/dev/null \
+		|| { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq brotli; }
 
 ## bench: healthweb next to tonic-health, grpc-js, connect-node and grpcio; writes BENCHMARKS.md
-bench: pkg
+bench: pkg pkg-lite
 	python3 bench/run.py
 
 FUZZ_SECONDS ?= 60

@@ -10,7 +10,8 @@ target/release/healthweb and the bench binaries, then measures, on 127.0.0.1 onl
    every cell is the median of the rounds.
 2. Watch fan-out: N concurrent Watch streams (bench/src/bin/watch_fanout.rs).
 3. Footprint: start to first answered Check, idle RSS, binary size.
-4. Browser: gzipped size of www/pkg's .wasm + JS glue, if it was built.
+4. Browser: the .wasm + JS glue of both browser builds (www/pkg, www/pkg-lite), gzip -9
+   and Brotli, for those that were built.
 
 Prints the tables and writes them into BENCHMARKS.md between the
 `<!-- bench:begin -->` and `<!-- bench:end -->` markers (the prose around them is
@@ -95,6 +96,7 @@ def peers() -> list[Peer]:
                 str(RELEASE / "healthweb"), "serve", "--listen", "127.0.0.1:{port}",
                 "--www", str(ROOT / "www"), "--service", "bench=SERVING",
                 "--admin-listen", "127.0.0.1:{admin}", "--max-concurrent-streams", "1000",
+                "--history", "{history}",
             ],
             tuple(MODES),
             env={"HEALTHWEB_LOG": "warn"},
@@ -217,8 +219,15 @@ class Server:
         RUNNING.remove(self.proc)
 
 
-def fill(peer: Peer, port: int = 0, port1: int = 0, admin: int = 0) -> list[str]:
-    return [a.format(port=port, port1=port1, admin=admin) for a in peer.command]
+HISTORY_DIR = Path(tempfile.mkdtemp(prefix="healthweb-bench-"))
+atexit.register(shutil.rmtree, HISTORY_DIR, ignore_errors=True)
+STARTS = iter(range(1_000_000))
+
+
+def fill(peer: Peer, port: int = 0, port1: int = 0, admin: int = 0, history: str = "") -> list[str]:
+    """The peer's command; healthweb keeps its history on, in a file of its own."""
+    history = history or str(HISTORY_DIR / f"history-{next(STARTS)}.db")
+    return [a.format(port=port, port1=port1, admin=admin, history=history) for a in peer.command]
 
 
 def start(peer: Peer) -> Server:
@@ -448,13 +457,62 @@ def footprint(all_peers: list[Peer], runs: int) -> dict:
     return out
 
 
+# The browser builds as web-client/build.sh ships them (`make pkg pkg-lite`).
+BROWSER_BUILDS = [
+    ("default: tonic + tonic-web-wasm-client", "pkg"),
+    ("fetch-lite: gRPC-Web over fetch", "pkg-lite"),
+]
+
+
 def browser_size() -> dict | None:
-    pkg = ROOT / "www" / "pkg"
-    wasm, js = pkg / "healthweb_client_bg.wasm", pkg / "healthweb_client.js"
-    if not (wasm.exists() and js.exists()):
-        return None
-    gz = lambda p: len(gzip.compress(p.read_bytes(), compresslevel=9, mtime=0))
-    return {"wasm": gz(wasm), "js": gz(js)}
+    """Per built browser build: gzip -9 and Brotli (quality 11, if `brotli` is installed).
+    GNU gzip as `make size` runs it: Python's zlib at level 9 compresses differently."""
+
+    def gz(p: Path) -> int:
+        if not shutil.which("gzip"):
+            return len(gzip.compress(p.read_bytes(), compresslevel=9, mtime=0))
+        return len(subprocess.run(["gzip", "-9", "-c", str(p)], capture_output=True, check=True).stdout)
+
+    def br(p: Path) -> int | None:
+        if not shutil.which("brotli"):
+            return None
+        out = subprocess.run(["brotli", "-c", "-q", "11", str(p)], capture_output=True, check=True)
+        return len(out.stdout)
+
+    out = {}
+    for name, directory in BROWSER_BUILDS:
+        pkg = ROOT / "www" / directory
+        wasm, js = pkg / "healthweb_client_bg.wasm", pkg / "healthweb_client.js"
+        if wasm.exists() and js.exists():
+            out[name] = {"gzip": (gz(wasm), gz(js)), "brotli": (br(wasm), br(js))}
+    return out or None
+
+
+def browser_lines(size: dict | None) -> list[str]:
+    """The browser section of the report: both builds next to the published figures."""
+    lines = ["", "### Browser client (the `make size` figures)", ""]
+    if not size:
+        return lines + ["www/pkg and www/pkg-lite not built (`make pkg pkg-lite` builds them); published "
+                        "figures for one RPC, Brotli: official grpc-web JS client 70.2 KB, Connect-ES 36.5 KB."]
+    kb = lambda b: "n/a" if b is None else f"{b / 1000:.1f} KB"
+    total = lambda pair: None if None in pair else sum(pair)
+    lines += [
+        "| client | .wasm gzip | JS glue gzip | **total gzip** | .wasm Brotli | JS glue Brotli | **total Brotli** |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, s in size.items():
+        (wg, jg), (wb, jb) = s["gzip"], s["brotli"]
+        lines.append(f"| healthweb-client, {name} | {kb(wg)} | {kb(jg)} | **{kb(wg + jg)}** | {kb(wb)} | {kb(jb)} | "
+                     f"**{kb(total((wb, jb)))}** |")
+    lines += [
+        "| grpc-web JS, one RPC (published) | | | | | | **70.2 KB** |",
+        "| Connect-ES, one RPC (published) | | | | | | **36.5 KB** |",
+        "",
+        "The published figures are minified bundles for one RPC, Brotli-compressed "
+        "(connect-es `packages/connect-web-bench`); the JS glue here is minified too (esbuild). "
+        "healthweb-client's figures are for Check, List and Watch with reconnects.",
+    ]
+    return lines
 
 
 # ---------------------------------------------------------------- report
@@ -601,16 +659,7 @@ def report(args, thr: dict, fan: list[dict], foot: dict, size: dict | None, all_
         )
         lines.append(f"| {peer.name} | {f['start_ms']:.1f} | {f['idle_kib'] / 1024:.1f} | {binary} |")
 
-    lines += ["", "### Browser client (gzip -9, the `make size` figure)", ""]
-    if size:
-        lines.append(
-            f"healthweb-client: .wasm {size['wasm'] / 1000:.1f} KB + JS glue {size['js'] / 1000:.1f} KB = "
-            f"**{(size['wasm'] + size['js']) / 1000:.1f} KB**, next to the published figures for one RPC with "
-            "the official grpc-web JS client (about 70 KB) and with Connect-ES (about 36.5 KB)."
-        )
-    else:
-        lines.append("www/pkg not built (`make pkg` builds it); published figures for comparison: official "
-                     "grpc-web JS client about 70 KB, Connect-ES about 36.5 KB.")
+    lines += browser_lines(size)
 
     h2c = {p.name: p for p in all_peers}["healthweb"]
     lines += [
@@ -620,7 +669,7 @@ def report(args, thr: dict, fan: list[dict], foot: dict, size: dict | None, all_
         "```sh",
         "# servers (each pinned to CPU 0; run here with port 0, the address read from its `listening on` line)",
         *[
-            shlex.join([*(f"{k}={v}" for k, v in p.env.items()), "taskset", "-c", "0", *fill(p, 50051, 50052, 50053)])
+            shlex.join([*(f"{k}={v}" for k, v in p.env.items()), "taskset", "-c", "0", *fill(p, 50051, 50052, 50053, "history.db")])
             .replace(str(RELEASE), "target/release").replace(str(ROOT) + "/", "")
             for p in all_peers
         ],

@@ -1,7 +1,9 @@
 // The status page end to end: a real `healthweb serve`, headless Chromium, and checks on
 // what a person sees. run.sh builds the server and www/pkg first; this builds nothing.
 //
-// Saves docs/status-page.png (and a dark-mode twin) for the README.
+// Saves docs/status-page.png (and a dark-mode twin) for the README. With E2E_WWW set,
+// serves the page from that directory instead (run.sh: www/ with the fetch-lite module
+// as its pkg/) and saves no screenshots.
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -15,6 +17,7 @@ import { chromium } from "playwright-core";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const bin = process.env.HEALTHWEB_BIN ?? join(root, "target/debug/healthweb");
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const www = process.env.E2E_WWW ?? join(root, "www");
 const WORDS = { SERVING: "Serving", NOT_SERVING: "Not serving", UNKNOWN: "Unknown" };
 
 const servers = new Set();
@@ -38,9 +41,11 @@ const guard = setTimeout(async () => {
 
 /** Starts `healthweb serve` and resolves once it has printed both addresses. */
 function serve(listen, ...args) {
+  // History in memory unless a test names a file: every server would want the same one.
+  const history = args.includes("--history") ? [] : ["--history", "memory"];
   const proc = spawn(bin, [
-    "serve", "--listen", listen, "--admin-listen", "127.0.0.1:0", "--www", join(root, "www"),
-    "--shutdown-grace", "1s", ...args,
+    "serve", "--listen", listen, "--admin-listen", "127.0.0.1:0", "--www", www,
+    "--shutdown-grace", "1s", ...history, ...args,
   ], { stdio: ["ignore", "ignore", "pipe"] });
   servers.add(proc);
   proc.on("exit", () => servers.delete(proc));
@@ -65,6 +70,11 @@ function serve(listen, ...args) {
       }
     });
   });
+}
+
+/** Saves a screenshot for the README, of the default page only. */
+async function screenshot(page, options) {
+  if (!process.env.E2E_WWW) await page.screenshot(options);
 }
 
 async function stop({ proc }) {
@@ -135,16 +145,16 @@ async function main() {
   ok("time since the change ticks");
 
   mkdirSync(join(root, "docs"), { recursive: true });
-  await page.screenshot({ path: join(root, "docs/status-page.png") });
+  await screenshot(page, { path: join(root, "docs/status-page.png") });
   await page.emulateMedia({ colorScheme: "dark" });
-  await page.screenshot({ path: join(root, "docs/status-page-dark.png") });
+  await screenshot(page, { path: join(root, "docs/status-page-dark.png") });
   await page.emulateMedia({ colorScheme: "light" });
 
   // Readable on a phone: nothing wider than the screen.
   await page.setViewportSize({ width: 360, height: 740 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
   assert.ok(overflow <= 0, `the page is ${overflow} px wider than a phone`);
-  await page.screenshot({ path: join(root, "docs/status-page-phone.png") });
+  await screenshot(page, { path: join(root, "docs/status-page-phone.png") });
   await page.setViewportSize({ width: 900, height: 560 });
   ok("fits a phone");
 
@@ -196,11 +206,42 @@ async function main() {
   await stop(upstream);
   await page.waitForFunction((sel) => /last error: .*(refused|UNAVAILABLE|ended)/.test(document.querySelector(sel).innerText),
     `${row("payments")} .detail`, { timeout: 10_000 });
-  await page.screenshot({ path: join(root, "docs/status-page-fleet.png") });
+  await screenshot(page, { path: join(root, "docs/status-page-fleet.png") });
   ok("the monitor's last error is shown");
 
+  // WatchHandle.close() ends the call for real: the fetch is aborted and the server's
+  // count of open Watch streams (admin GET /services) falls back to 0 within a second.
+  const solo = await serve("127.0.0.1:0", "--service", "probe=SERVING", "--cors-origin", new URL(fleet.url).origin);
+  const openWatches = async () => {
+    const response = await fetch(`${solo.admin}/services`, { signal: AbortSignal.timeout(5_000) });
+    return (await response.json()).watchers?.probe ?? 0;
+  };
+  /** Polls until `openWatches()` is `count`; the time taken, or a failure after `ms`. */
+  const watchesReach = async (count, ms, after) => {
+    const start = Date.now();
+    for (;;) {
+      const open = await openWatches();
+      const took = Date.now() - start;
+      if (open === count) return took;
+      if (took > ms) {
+        throw new Error(`${open} Watch streams still open ${took} ms ${after} (want ${count}); the server's stderr:\n` +
+          solo.lines.join("\n"));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  await page.evaluate((url) => import("/pkg/healthweb_client.js").then(({ HealthClient }) => {
+    window.probeUpdates = [];
+    window.probeHandle = new HealthClient(url).watch("probe", ({ status }) => window.probeUpdates.push(status));
+  }), solo.url);
+  await page.waitForFunction(() => window.probeUpdates.length > 0, null, { timeout: 10_000 });
+  await watchesReach(1, 10_000, "after watch()");
+  await page.evaluate(() => window.probeHandle.close());
+  const closed = await watchesReach(0, 1_000, "after close()");
+  ok(`close() ended the Watch stream on the server after ${closed} ms`);
+
   const allowed = new Set([new URL(second.url).origin, new URL(other.url).origin, new URL(fleet.url).origin,
-    "http://127.0.0.1:9"]);
+    new URL(solo.url).origin, "http://127.0.0.1:9"]);
   const strangers = requests.filter((u) => u.protocol !== "data:" && !allowed.has(u.origin));
   assert.deepEqual(strangers.map(String), [], "requests to other hosts");
   assert.deepEqual(errors, [], "errors on the page");

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The browser tests, against a real `healthweb serve`:
-#   1. the wasm client's JavaScript API, with wasm-bindgen-test in headless Chromium;
-#   2. the status page end to end, with playwright-core (e2e.mjs).
+#   1. the wasm client's JavaScript API, with wasm-bindgen-test in headless Chromium,
+#      once per browser build: the default (tonic-web-wasm-client) and fetch-lite;
+#   2. the status page end to end, with playwright-core (e2e.mjs), on each build as it
+#      ships (web-client/build.sh);
+#   3. the module embedded in a Vite app (vite-app/), built and opened in Chromium.
 # Needs cargo with the wasm32-unknown-unknown target, wasm-pack, wasm-bindgen-cli at the
 # version in Cargo.lock, curl, node and npm; installs Chromium with apt when missing.
 set -euo pipefail
@@ -32,7 +35,7 @@ if [ -z "${HEALTHWEB_BIN:-}" ]; then
   HEALTHWEB_BIN=${CARGO_TARGET_DIR:-$root/target}/debug/healthweb
 fi
 export HEALTHWEB_BIN
-wasm-pack build web-client --target web --out-dir ../www/pkg --profile wasm-release
+web-client/build.sh web www/pkg
 
 # A free port for wasm-bindgen-test's page, so the server can allow exactly that origin.
 free_port() {
@@ -58,7 +61,8 @@ wait_for_line() {
 # Starts `healthweb serve ARGS...`; sets $url and $admin once it listens.
 start_server() {
   local log=$tmp/server-$RANDOM.log
-  "$HEALTHWEB_BIN" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --www www "$@" 2>"$log" &
+  server_log=$log
+  "$HEALTHWEB_BIN" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --history memory --www www "$@" 2>"$log" &
   pids+=($!)
   if wait_for_line "$log" '^listening on ' && wait_for_line "$log" '^admin listening on '; then
     url=$(whole_lines "$log" | sed -n 's/^listening on \(http:[^ ]*\)$/\1/p')
@@ -95,15 +99,42 @@ hung_port=$(whole_lines "$tmp/hung.port")
 ) &
 pids+=($!)
 
-HEALTHWEB_TEST_URL=$url \
-HEALTHWEB_TEST_HUNG_URL="http://127.0.0.1:$hung_port" \
-WASM_BINDGEN_TEST_ADDRESS="127.0.0.1:$test_port" \
-WASM_BINDGEN_TEST_WEBDRIVER_JSON="$root/$here/webdriver.json" \
-WASM_BINDGEN_TEST_TIMEOUT=120 \
-  timeout 1200 wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" web-client
+# The same suite against each build (wasm-pack hands the feature flags to cargo).
+for build in default fetch-lite; do
+  features=()
+  [ "$build" = fetch-lite ] && features=(--no-default-features --features fetch-lite)
+  echo "run.sh: wasm-bindgen tests, $build build" >&2
+  HEALTHWEB_TEST_URL=$url \
+  HEALTHWEB_TEST_HUNG_URL="http://127.0.0.1:$hung_port" \
+  WASM_BINDGEN_TEST_ADDRESS="127.0.0.1:$test_port" \
+  WASM_BINDGEN_TEST_WEBDRIVER_JSON="$root/$here/webdriver.json" \
+  WASM_BINDGEN_TEST_TIMEOUT=120 \
+    timeout 1200 wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" web-client \
+    "${features[@]}" || {
+    echo "run.sh: the $build build failed its wasm-bindgen tests; the server's stderr:" >&2
+    cat "$server_log" >&2
+    exit 1
+  }
+done
 
 # --- 2. the status page end to end ----------------------------------------------------------
 if [ ! -d "$here/node_modules/playwright-core" ]; then
   (cd "$here" && timeout 300 npm ci --no-audit --no-fund)
 fi
 timeout 600 node "$here/e2e.mjs"
+
+# The same page on the fetch-lite module as it ships, so both wasm-opt'd builds run.
+web-client/build.sh web www/pkg-lite lite
+mkdir "$tmp/www-lite"
+find www -maxdepth 1 -type f -exec cp {} "$tmp/www-lite/" \;
+cp -r www/pkg-lite "$tmp/www-lite/pkg"
+E2E_WWW="$tmp/www-lite" timeout 600 node "$here/e2e.mjs"
+
+# --- 3. the module in a Vite app ---------------------------------------------------------------
+# The npm package a bundler takes (default build), then the app's own dependencies, which
+# link that package (package.json: file:./healthweb-client).
+web-client/build.sh bundler "$here/vite-app/healthweb-client"
+if [ ! -d "$here/vite-app/node_modules/vite" ]; then
+  (cd "$here/vite-app" && timeout 300 npm ci --no-audit --no-fund)
+fi
+timeout 600 node "$here/vite-app/test.mjs"

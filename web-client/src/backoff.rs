@@ -40,7 +40,7 @@ impl Backoff {
     /// The delay before the next attempt, given a random number in `[0, 1)`.
     pub fn next_with(&mut self, random: f64) -> Duration {
         let base = self.current;
-        self.current = base.mul_f64(MULTIPLIER).min(self.max);
+        self.current = scale(base, MULTIPLIER).min(self.max);
         spread(base, JITTER, random)
     }
 
@@ -61,7 +61,14 @@ pub fn jitter(delay: Duration, fraction: f64) -> Duration {
 }
 
 fn spread(delay: Duration, fraction: f64, random: f64) -> Duration {
-    delay.mul_f64(1.0 + fraction * (2.0 * random - 1.0))
+    scale(delay, 1.0 + fraction * (2.0 * random - 1.0))
+}
+
+/// `delay * factor` to the millisecond. Not `Duration::mul_f64`, whose checks for
+/// negative and overflowing results (impossible here) cost the browser module their
+/// panic messages; `as u64` saturates instead.
+fn scale(delay: Duration, factor: f64) -> Duration {
+    Duration::from_millis((delay.as_secs_f64() * factor * 1000.0) as u64)
 }
 
 #[cfg(test)]

@@ -24,8 +24,9 @@ pub struct Call<'a> {
     pub headers: &'a [(String, String)],
 }
 
-/// The three Health RPCs over some wire: gRPC-Web over `fetch` in the browser
-/// (`crate::grpc_web`), any tonic channel natively (`crate::tonic_transport`).
+/// The three Health RPCs over some wire: tonic's generated client over any tonic channel
+/// (`crate::tonic_transport`: tonic-web-wasm-client in the browser, HTTP/2 or gRPC-Web
+/// natively), or gRPC-Web straight over `fetch` in the `fetch-lite` build.
 pub trait Transport {
     /// An open Watch call.
     type Watch: WatchStream;
@@ -49,6 +50,26 @@ pub trait Transport {
     ) -> impl Future<Output = Result<Self::Watch, Error>>;
 }
 
+/// `limit` as a `grpc-timeout` value: whole milliseconds (rounded up, so never zero)
+/// while they fit the spec's 8 digits, then seconds, then hours. Written here rather
+/// than through tonic's `Request::set_timeout`, whose nanosecond-first `u128`
+/// arithmetic and formatting the browser module would carry for a header it fills
+/// the same way.
+pub fn grpc_timeout(limit: Duration) -> String {
+    const MAX: u64 = 99_999_999;
+    let secs = limit.as_secs();
+    let ms = secs
+        .saturating_mul(1000)
+        .saturating_add(u64::from(limit.subsec_nanos().div_ceil(1_000_000)))
+        .max(1);
+    let (value, unit) = match () {
+        () if ms <= MAX => (ms, 'm'),
+        () if secs <= MAX => (secs, 'S'),
+        () => ((secs / 3600).min(MAX), 'H'),
+    };
+    format!("{value}{unit}")
+}
+
 /// The messages of an open Watch call.
 pub trait WatchStream {
     /// The next message; `Ok(None)` once the server ends the call with OK.
@@ -58,7 +79,8 @@ pub trait WatchStream {
 /// How every call is made.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// The deadline of each Check and List (Watch streams have none).
+    /// The deadline of each Check and List, and of each Watch attempt until its first
+    /// message (the stream itself then lasts as long as it is watched).
     pub timeout: Option<Duration>,
     /// Extra request headers, for example `authorization`.
     pub headers: Vec<(String, String)>,
@@ -130,7 +152,7 @@ impl<T: Transport> Client<T> {
         }
     }
 
-    async fn within_deadline<R>(
+    pub(crate) async fn within_deadline<R>(
         &self,
         call: impl Future<Output = Result<R, Error>>,
     ) -> Result<R, Error> {
@@ -140,5 +162,19 @@ impl<T: Transport> Client<T> {
                 .await
                 .unwrap_or(Err(Error::Deadline(limit))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_fits_eight_digits() {
+        assert_eq!(grpc_timeout(Duration::from_millis(300)), "300m");
+        assert_eq!(grpc_timeout(Duration::from_micros(1)), "1m");
+        assert_eq!(grpc_timeout(Duration::from_micros(1500)), "2m");
+        assert_eq!(grpc_timeout(Duration::from_secs(100_000)), "100000S");
+        assert_eq!(grpc_timeout(Duration::from_secs(u64::MAX)), "99999999H");
     }
 }

@@ -17,7 +17,7 @@ pub enum Error {
         message: String,
     },
     /// No answer arrived within the deadline; the client gave up on its own.
-    #[error("DEADLINE_EXCEEDED: no answer within {} ms", .0.as_millis() as u64)]
+    #[error("DEADLINE_EXCEEDED: no answer within {} ms", millis(*.0))]
     Deadline(Duration),
     /// An option could not be used, such as a header name or value that HTTP forbids.
     #[error("INVALID_ARGUMENT: {0}")]
@@ -52,6 +52,11 @@ impl From<Status> for Error {
     fn from(status: Status) -> Self {
         Self::new(status.code(), status.message())
     }
+}
+
+/// Whole milliseconds, in u64 arithmetic (`as_millis` would bring in u128's).
+fn millis(limit: Duration) -> u64 {
+    limit.as_secs() * 1000 + u64::from(limit.subsec_millis())
 }
 
 /// The spec's name for `code` (tonic's `Debug` gives `NotFound`, the spec `NOT_FOUND`).

@@ -2,7 +2,7 @@
 //! `watch`. Promises reject with a real `Error` whose `code` is the gRPC code name, so a
 //! frontend branches on `err.code === "NOT_FOUND"` instead of parsing messages.
 
-use std::{rc::Rc, time::Duration};
+use std::{pin::Pin, rc::Rc, time::Duration};
 
 use futures_util::future::{AbortHandle, abortable};
 use js_sys::{Function, Object, Promise, Reflect};
@@ -11,7 +11,12 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::{Error, Options, Update};
 
-type Core = crate::Client<crate::grpc_web::GrpcWeb>;
+#[cfg(feature = "fetch-lite")]
+use crate::fetch_lite::{Wire, wire};
+#[cfg(not(feature = "fetch-lite"))]
+use crate::tonic_wasm::{Wire, wire};
+
+type Core = crate::Client<Wire>;
 
 /// A `grpc.health.v1` client speaking gRPC-Web to `baseUrl`.
 #[wasm_bindgen(skip_typescript)]
@@ -28,7 +33,7 @@ impl HealthClient {
             .map(|o| read_options(&o))
             .transpose()?
             .unwrap_or_default();
-        let core = Core::new(crate::grpc_web::GrpcWeb::new(base_url), options).map_err(to_js)?;
+        let core = Core::new(wire(base_url), options).map_err(to_js)?;
         Ok(Self {
             core: Rc::new(core),
         })
@@ -37,7 +42,7 @@ impl HealthClient {
     /// The status of `service`, `""` (the default) meaning the whole server.
     pub fn check(&self, service: Option<String>) -> Promise {
         let core = self.core.clone();
-        future_to_promise(async move {
+        promise(async move {
             let status = core
                 .check(service.as_deref().unwrap_or(""))
                 .await
@@ -49,7 +54,7 @@ impl HealthClient {
     /// Every service with its status, as a plain object.
     pub fn list(&self) -> Promise {
         let core = self.core.clone();
-        future_to_promise(async move {
+        promise(async move {
             let statuses = core.list().await.map_err(to_js)?;
             let object = Object::new();
             for (name, status) in statuses {
@@ -69,7 +74,7 @@ impl HealthClient {
             })
             .await
         });
-        wasm_bindgen_futures::spawn_local(async move {
+        spawn(async move {
             let _ = task.await;
         });
         WatchHandle { abort }
@@ -88,6 +93,18 @@ impl WatchHandle {
     pub fn close(&self) {
         self.abort.abort();
     }
+}
+
+/// `future_to_promise` and `spawn_local` behind one boxed future type each, so that the
+/// module holds their task machinery once rather than once per call site.
+fn promise(future: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+    let future: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>> = Box::pin(future);
+    future_to_promise(future)
+}
+
+fn spawn(future: impl Future<Output = ()> + 'static) {
+    let future: Pin<Box<dyn Future<Output = ()>>> = Box::pin(future);
+    wasm_bindgen_futures::spawn_local(future);
 }
 
 fn read_options(object: &Object) -> Result<Options, JsValue> {

@@ -18,7 +18,8 @@ mod platform {
     }
 
     pub async fn sleep(duration: Duration) {
-        let ms = duration.as_millis() as f64;
+        // Not `as_millis()`: its u128 would bring 128-bit arithmetic into the module.
+        let ms = duration.as_secs_f64() * 1000.0;
         let promise = Promise::new(&mut |resolve, _| {
             set_timeout(&resolve, ms);
         });

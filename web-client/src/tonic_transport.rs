@@ -7,15 +7,15 @@ use healthweb_proto::pb::{
     health_client::HealthClient,
 };
 use tonic::{
-    Request, Streaming,
+    Extensions, Request, Streaming,
     client::GrpcService,
     codegen::{Body, Bytes, StdError},
-    metadata::{MetadataKey, MetadataValue},
+    metadata::{MetadataKey, MetadataMap, MetadataValue},
 };
 
 use crate::{
     Error,
-    core::{Call, Transport, WatchStream},
+    core::{Call, Transport, WatchStream, grpc_timeout},
 };
 
 impl<T> Transport for HealthClient<T>
@@ -87,15 +87,27 @@ fn from_status(status: tonic::Status, timeout: Option<std::time::Duration>) -> E
 }
 
 fn tonic_request<M>(message: M, call: Call<'_>) -> Result<Request<M>, Error> {
-    let mut request = Request::new(message);
-    for (name, value) in call.headers {
+    Ok(Request::from_parts(
+        metadata(call)?,
+        Extensions::default(),
+        message,
+    ))
+}
+
+/// The call's headers and deadline; apart from the generic [`tonic_request`] so the
+/// browser module holds this code once, not once per message type.
+fn metadata(call: Call<'_>) -> Result<MetadataMap, Error> {
+    let timeout = call.timeout.map(grpc_timeout);
+    let deadline = timeout.as_deref().map(|value| ("grpc-timeout", value));
+    let headers = call.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    // One parse-and-insert path for every header, the deadline included: each distinct
+    // key or value type would be another copy of tonic's header code in the module.
+    let mut metadata = MetadataMap::new();
+    for (name, value) in headers.chain(deadline) {
         let bad = || Error::InvalidOption(format!("bad header \"{name}\""));
         let key = MetadataKey::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-        let value = MetadataValue::try_from(value.as_str()).map_err(|_| bad())?;
-        request.metadata_mut().insert(key, value);
+        let value = MetadataValue::try_from(value).map_err(|_| bad())?;
+        metadata.insert(key, value);
     }
-    if let Some(timeout) = call.timeout {
-        request.set_timeout(timeout);
-    }
-    Ok(request)
+    Ok(metadata)
 }

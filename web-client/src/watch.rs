@@ -89,14 +89,24 @@ impl<T: Transport> Client<T> {
     }
 
     /// One Watch call: Ok if the server ended it with OK, which the spec also retries.
+    /// The server sends the current status at once, so the first message must come
+    /// within the deadline: a hung server is a failed attempt, not a silent "live".
     async fn stream(
         &self,
         service: &str,
         on_status: &mut dyn FnMut(ServingStatus),
     ) -> Result<(), Error> {
-        let mut stream = self.open_watch(service).await?;
-        while let Some(message) = stream.message().await? {
+        let (mut stream, first) = self
+            .within_deadline(async {
+                let mut stream = self.open_watch(service).await?;
+                let first = stream.message().await?;
+                Ok((stream, first))
+            })
+            .await?;
+        let mut next = first;
+        while let Some(message) = next {
             on_status(message.status());
+            next = stream.message().await?;
         }
         Ok(())
     }

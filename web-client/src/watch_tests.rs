@@ -11,8 +11,9 @@ use tonic::Code;
 use super::*;
 use crate::{Options, core::Call};
 
-/// One scripted Watch call: refused with an error, or these messages then this ending.
-type WatchScript = Result<(Vec<ServingStatus>, Result<(), Error>), Error>;
+/// One scripted Watch call: refused with an error, or these messages then this ending
+/// (`None`: the stream stays open and quiet).
+type WatchScript = Result<(Vec<ServingStatus>, Option<Result<(), Error>>), Error>;
 
 #[derive(Default)]
 struct Scripted {
@@ -20,7 +21,7 @@ struct Scripted {
     checks: RefCell<VecDeque<Result<ServingStatus, Error>>>,
 }
 
-struct ScriptedStream(VecDeque<ServingStatus>, Option<Result<(), Error>>);
+struct ScriptedStream(VecDeque<ServingStatus>, Option<Option<Result<(), Error>>>);
 
 impl Transport for Scripted {
     type Watch = ScriptedStream;
@@ -56,7 +57,10 @@ impl WatchStream for ScriptedStream {
     async fn message(&mut self) -> Result<Option<HealthCheckResponse>, Error> {
         match self.0.pop_front() {
             Some(s) => Ok(Some(HealthCheckResponse { status: s as i32 })),
-            None => self.1.take().expect("read past the end").map(|()| None),
+            None => match self.1.take().expect("read past the end") {
+                Some(end) => end.map(|()| None),
+                None => std::future::pending().await,
+            },
         }
     }
 }
@@ -67,10 +71,25 @@ fn unavailable() -> Error {
 
 /// Runs the watch until the script runs out; returns `(status, state, at)` per update.
 async fn run(transport: Scripted) -> Vec<(ServingStatus, ConnState, Duration)> {
-    let client = Client::new(transport, Options::default()).unwrap();
+    run_with(transport, Options::default())
+        .await
+        .into_iter()
+        .map(|(status, state, _, at)| (status, state, at))
+        .collect()
+}
+
+/// As [`run`], with `options`, and with the code of each update's error.
+async fn run_with(
+    transport: Scripted,
+    options: Options,
+) -> Vec<(ServingStatus, ConnState, Option<Code>, Duration)> {
+    let client = Client::new(transport, options).unwrap();
     let start = tokio::time::Instant::now();
     let mut seen = Vec::new();
-    let watch = client.watch("svc", |u| seen.push((u.status, u.state, start.elapsed())));
+    let watch = client.watch("svc", |u| {
+        let code = u.error.map(|e| e.code());
+        seen.push((u.status, u.state, code, start.elapsed()));
+    });
     let _ = tokio::time::timeout(Duration::from_secs(600), watch).await;
     seen
 }
@@ -80,11 +99,11 @@ async fn reconnects_with_backoff_reset_by_a_message() {
     use ServingStatus::*;
     let t = Scripted::default();
     t.watches.borrow_mut().extend([
-        Ok((vec![Serving], Err(unavailable()))),
+        Ok((vec![Serving], Some(Err(unavailable())))),
         Err(unavailable()),
         Err(unavailable()),
-        Ok((vec![NotServing], Ok(()))),
-        Ok((vec![Serving], Err(unavailable()))),
+        Ok((vec![NotServing], Some(Ok(())))),
+        Ok((vec![Serving], Some(Err(unavailable())))),
     ]);
     let seen = run(t).await;
     let states: Vec<_> = seen.iter().map(|(s, c, _)| (*s, *c)).collect();
@@ -165,4 +184,29 @@ async fn unimplemented_falls_back_to_polling_check() {
         POLL_INTERVAL * 2,
         "Check is polled every POLL_INTERVAL"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_attempt_must_bring_its_first_message_within_the_deadline() {
+    use ServingStatus::*;
+    let t = Scripted::default();
+    // A server that accepts the call and sends nothing, then one that answers and
+    // stays quiet far longer than the deadline: only the first is a failure.
+    t.watches
+        .borrow_mut()
+        .extend([Ok((vec![], None)), Ok((vec![Serving], None))]);
+    let options = Options {
+        timeout: Some(Duration::from_secs(1)),
+        ..Options::default()
+    };
+    let seen = run_with(t, options).await;
+    use ConnState::*;
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let (status, state, code, at) = seen[0];
+    assert_eq!(
+        (status, state, code),
+        (Unknown, Reconnecting, Some(Code::DeadlineExceeded))
+    );
+    assert_eq!(at, Duration::from_secs(1), "given up at the deadline");
+    assert_eq!((seen[1].0, seen[1].1, seen[1].2), (Serving, Live, None));
 }

@@ -184,3 +184,43 @@ async fn close_ends_a_watch() {
     let seen = watch_for("flip", 1500, true).await;
     assert_eq!(seen.len(), 1, "updates after close(): {seen:?}");
 }
+
+#[wasm_bindgen_test]
+async fn a_hung_server_fails_each_watch_attempt_at_the_deadline() {
+    let hung = required(
+        "HEALTHWEB_TEST_HUNG_URL",
+        option_env!("HEALTHWEB_TEST_HUNG_URL"),
+    );
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let sink = seen.clone();
+    let on_update = Closure::<dyn FnMut(JsValue)>::new(move |update: JsValue| {
+        let error = get(&update, "error");
+        let code = get(&error, "code").as_string().unwrap_or_default();
+        let state = get(&update, "state").as_string().unwrap();
+        sink.borrow_mut().push((state, code, js_sys::Date::now()));
+    });
+    let on_update: Function = on_update.into_js_value().unchecked_into();
+    let started = js_sys::Date::now();
+    let handle = client(hung, &[("timeoutMs", 300.into())]).watch("api".into(), on_update);
+    // The first attempt gives up at 300 ms; the slack is for a busy machine.
+    for _ in 0..150 {
+        if !seen.borrow().is_empty() {
+            break;
+        }
+        sleep(20).await;
+    }
+    handle.close();
+    let seen = seen.take();
+    let Some((state, code, at)) = seen.first().cloned() else {
+        panic!("no update within 3 s of watching a server that never answers");
+    };
+    assert_eq!(
+        (state.as_str(), code.as_str()),
+        ("reconnecting", "DEADLINE_EXCEEDED")
+    );
+    let waited = at - started;
+    assert!(
+        (300.0..3000.0).contains(&waited),
+        "gave up after {waited} ms"
+    );
+}

@@ -163,7 +163,11 @@ impl Recorder {
     ) -> Result<Writer, super::StoreError> {
         {
             let mut store = history.store();
-            if let Some((alive, last)) = store.unclean_stop()? {
+            if let Some(super::store::UncleanStop {
+                alive_ms: alive,
+                last,
+            }) = store.unclean_stop()?
+            {
                 let rows: Vec<Row> = last
                     .into_iter()
                     .filter(|(_, status)| {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
-use super::store::{MinuteRow, Row, Store, StoreError};
+use super::store::{MinuteRow, Row, Store, StoreError, UncleanStop};
 
 /// The migrations, in order; `user_version` counts how many were applied.
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_history.sql")];
@@ -323,7 +323,7 @@ impl Store for Sqlite {
         Ok(gone)
     }
 
-    fn unclean_stop(&mut self) -> Result<Option<(i64, Vec<(String, i32)>)>, StoreError> {
+    fn unclean_stop(&mut self) -> Result<Option<UncleanStop>, StoreError> {
         if self.meta("clean")? != Some(0) {
             return Ok(None);
         }
@@ -341,7 +341,10 @@ impl Store for Sqlite {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(Iterator::collect)
             .map_err(|e| classify(&self.name, e))?;
-        Ok(Some((alive, last)))
+        Ok(Some(UncleanStop {
+            alive_ms: alive,
+            last,
+        }))
     }
 
     fn mark(&mut self, clean: bool) -> Result<(), StoreError> {

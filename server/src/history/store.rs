@@ -42,6 +42,16 @@ pub struct MinuteRow {
     pub max_ms: f64,
 }
 
+/// How the last run ended when it did not stop cleanly: its last sign of life
+/// (Unix milliseconds), and each service's last recorded status then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UncleanStop {
+    /// The last sign of life.
+    pub alive_ms: i64,
+    /// Each service and its last status.
+    pub last: Vec<(String, i32)>,
+}
+
 /// What a store can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -100,9 +110,8 @@ pub trait Store: Send {
     /// rows past `max_rows`; returns how many rows went.
     fn prune(&mut self, before_ms: i64, max_rows: u64) -> Result<u64, StoreError>;
 
-    /// If the last run did not stop cleanly: its last sign of life, and each
-    /// service's last status then.
-    fn unclean_stop(&mut self) -> Result<Option<(i64, Vec<(String, i32)>)>, StoreError>;
+    /// How the last run ended, if it did not stop cleanly.
+    fn unclean_stop(&mut self) -> Result<Option<UncleanStop>, StoreError>;
 
     /// Marks the store in use (`clean = false`) or cleanly stopped.
     fn mark(&mut self, clean: bool) -> Result<(), StoreError>;
