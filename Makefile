@@ -56,9 +56,12 @@ browser-deps:
 		|| { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver curl; }
 	cd tests/browser && { [ -d node_modules ] || npm ci --no-audit --no-fund; }
 
-# Python grpcio: a gRPC client no one here wrote, for the interop tests.
+# Python grpcio (a gRPC client no one here wrote) and prometheus-client (a real
+# OpenMetrics parser), for the interop tests; reinstalled when the list changes.
 python-deps:
-	[ -x $(VENV)/bin/python ] || { python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -r tests/interop/requirements.txt; }
+	cmp -s tests/interop/requirements.txt $(VENV)/requirements.txt || { \
+		python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -r tests/interop/requirements.txt \
+		&& cp tests/interop/requirements.txt $(VENV)/requirements.txt; }
 
 ## lint: rustfmt check and clippy -D warnings, native and wasm (both browser builds)
 lint: wasm-deps

@@ -8,8 +8,8 @@
 //! command lines), `static_page` (`/healthz` and the www files), `reflection`,
 //! `cors`, `config` (SIGHUP reload), `admin`, `shutdown` (SIGTERM), `bad_input`,
 //! `interop` (Python grpcio), `tls`, `probe` (`healthweb check`),
-//! `monitor` (upstreams), `attack` (hostile and broken connections), and `util`,
-//! the shared harness.
+//! `monitor` (upstreams), `attack` (hostile and broken connections), `history`
+//! (History, badges, metrics), and `util`, the shared harness.
 
 mod admin;
 mod attack;
@@ -19,6 +19,7 @@ mod config;
 mod cors;
 mod curl;
 mod grpc_web;
+mod history;
 mod interop;
 mod list;
 mod monitor;
