@@ -16,11 +16,15 @@ RUN version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, "")
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/* \
+    && mkdir -p /var/lib/healthweb && chown nobody /var/lib/healthweb
 COPY --from=build /src/target/release/healthweb /usr/local/bin/healthweb
 COPY --from=build /src/www /srv/www
+# History (every status change) lives in the volume, so it survives new containers.
 ENV HEALTHWEB_LISTEN=0.0.0.0:8080 \
-    HEALTHWEB_WWW=/srv/www
+    HEALTHWEB_WWW=/srv/www \
+    HEALTHWEB_HISTORY=/var/lib/healthweb/history.db
+VOLUME /var/lib/healthweb
 EXPOSE 8080
 USER nobody
 HEALTHCHECK --interval=10s --timeout=3s --start-period=2s --retries=3 \
