@@ -103,3 +103,19 @@ pub async fn admin_set(addr: &str, name: &str, status: &str) -> std::io::Result<
         )))
     }
 }
+
+/// `GET path` from `addr` (host:port) over HTTP/1.1; the body, if the answer is 200.
+pub async fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await?;
+    match answer.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_owned()),
+        _ => Err(std::io::Error::other(format!(
+            "GET {path} answered {:?}",
+            answer.lines().next().unwrap_or("")
+        ))),
+    }
+}

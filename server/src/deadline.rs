@@ -95,7 +95,7 @@ where
 
 /// When a [`Timed`] body gives up, and why.
 #[derive(Debug, Clone, Copy)]
-enum Stop {
+pub(crate) enum Stop {
     /// The caller's `grpc-timeout`.
     Deadline(Instant),
     /// No `grpc-timeout`, and the request body took longer than the limit.
@@ -103,14 +103,14 @@ enum Stop {
 }
 
 impl Stop {
-    fn at(self) -> Instant {
+    pub(crate) fn at(self) -> Instant {
         match self {
             Self::Deadline(at) | Self::BodyStalled(at, _) => at,
         }
     }
 
     /// Made only when the clock runs out: most calls never pay for the message.
-    fn status(self) -> Status {
+    pub(crate) fn status(self) -> Status {
         match self {
             Self::Deadline(_) => {
                 Status::deadline_exceeded("the call reached its deadline (grpc-timeout)")
@@ -217,7 +217,8 @@ fn trailers(status: &Status) -> HeaderMap {
 /// The caller's deadline from `grpc-timeout` (`1S`, `250m`, ...), as the gRPC
 /// HTTP/2 protocol spells it: at most 8 digits and one unit letter.
 pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
+    let value = headers.get(&GRPC_TIMEOUT)?.to_str().ok()?;
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;

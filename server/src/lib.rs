@@ -23,7 +23,7 @@
 //! - [`routes`]: which request goes where; [`web`]: `/healthz`, `/upstreams`, the
 //!   page; [`cors`]: which other origins may call.
 //! - [`serve`]: the accept loop, every connection's clock and limits, the bounded
-//!   drain; [`deadline`]: every gRPC call's clock.
+//!   drain; [`deadline`]: every gRPC call's clock; [`fast`]: Check in one step.
 //! - [`config`]: `--service` flags and the TOML file, reloaded on SIGHUP.
 //! - [`upstream`], [`monitor`]: `[[upstream]]` entries and the tasks that watch them.
 //! - [`history`]: every status change, kept in SQLite, and the History service;
@@ -37,6 +37,7 @@ pub mod badge;
 pub mod config;
 pub mod cors;
 pub mod deadline;
+pub mod fast;
 pub mod health;
 pub mod history;
 pub mod metrics;

@@ -92,6 +92,9 @@ const METHODS: [(&str, &str, &str, &str); 8] = [
     ),
 ];
 
+/// `METHODS`' Check.
+const CHECK: usize = 0;
+
 /// gRPC's codes as Go spells them, which go-grpc-prometheus's dashboards expect.
 const GO_CODES: [&str; 17] = [
     "OK",
@@ -260,6 +263,14 @@ impl Metrics {
     /// Reads statuses and open streams from `registry` at each scrape.
     pub fn watch(&self, registry: HealthRegistry) {
         let _ = self.inner.scrape.0.set(registry);
+    }
+
+    /// Counts a Check the fast path answered ([`crate::fast`]).
+    pub fn check_answered(&self, took: Duration, code: tonic::Code) {
+        let series = &self.inner.methods[CHECK];
+        series.started.inc();
+        series.handled[code as usize].inc();
+        series.handling.observe(took.as_secs_f64());
     }
 
     /// The gRPC layer that counts every call of a known method.

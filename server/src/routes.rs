@@ -20,6 +20,7 @@ use std::{
     convert::Infallible,
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -42,6 +43,7 @@ use tower_http::cors::CorsLayer;
 
 use crate::{
     deadline::{CallDeadline, CallDeadlineLayer},
+    fast::{self, FastCheck},
     health::HealthService,
     history::service::HistoryService,
     metrics::GrpcMetrics,
@@ -112,8 +114,16 @@ pub fn app(
     let grpc = state.metrics.layer().layer(grpc);
     let grpc = tonic_web::GrpcWebLayer::new().layer(grpc);
 
+    let fast = Arc::new(FastCheck {
+        registry: state.registry.clone(),
+        metrics: state.metrics.clone(),
+        max_message: max,
+        max_service_name: settings.health.max_service_name,
+        request_body_timeout: settings.request_body_timeout,
+    });
     let dispatch = Dispatch {
         grpc,
+        fast,
         web: web::router(&settings.www, state),
     };
     let cors = cors.map(|layer| layer.layer(dispatch.clone()));
@@ -230,15 +240,34 @@ fn explain(path: &str, response: &mut Response<Body>) {
 /// The service that sends each request to gRPC or to the plain routes.
 #[derive(Clone)]
 struct Dispatch {
-    grpc: tonic_web::GrpcWebService<GrpcMetrics<CallDeadline<Router>>>,
+    grpc: Grpc,
+    fast: Arc<FastCheck>,
     web: Router,
+}
+
+type Grpc = tonic_web::GrpcWebService<GrpcMetrics<CallDeadline<Router>>>;
+
+/// The general gRPC path: the services, with their answers explained.
+fn general<B>(grpc: &mut Grpc, request: Request<B>) -> BoxFuture
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    // A clone of the URI shares its bytes: no copy on the hot path.
+    let uri = request.uri().clone();
+    let future = grpc.call(request.map(Body::new));
+    Box::pin(async move {
+        let mut response = future.await?.map(Body::new);
+        explain(uri.path(), &mut response);
+        Ok(response)
+    })
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
 impl<B> Service<Request<B>> for Dispatch
 where
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + std::fmt::Display,
 {
     type Response = Response<Body>;
@@ -252,16 +281,18 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         match classify(req.method(), req.version(), req.uri(), req.headers()) {
-            Kind::Grpc => {
-                // A clone of the URI shares its bytes: no copy on the hot path.
-                let uri = req.uri().clone();
-                let future = self.grpc.call(req.map(Body::new));
-                Box::pin(async move {
-                    let mut response = future.await?.map(Body::new);
-                    explain(uri.path(), &mut response);
-                    Ok(response)
-                })
-            }
+            Kind::Grpc => match fast::Wire::of(req.headers()) {
+                Some(wire) if req.uri().path() == fast::CHECK => {
+                    let (fast, mut grpc) = (self.fast.clone(), self.grpc.clone());
+                    Box::pin(async move {
+                        match fast.answer(req, wire).await {
+                            Ok(response) => Ok(response),
+                            Err(passed) => general(&mut grpc, passed).await,
+                        }
+                    })
+                }
+                _ => general(&mut self.grpc, req),
+            },
             Kind::Web => {
                 let future = self.web.call(req.map(Body::new));
                 Box::pin(future)
@@ -288,7 +319,7 @@ pub struct App {
 
 impl<B> Service<Request<B>> for App
 where
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + std::fmt::Display,
 {
     type Response = Response<Body>;
@@ -303,9 +334,12 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         // A POST without Origin is no browser's cross-origin call (gRPC clients, probes,
         // curl): it needs no CORS headers. GETs keep the layer for its `vary: origin`.
-        let browser = req.method() != Method::POST || req.headers().contains_key(header::ORIGIN);
         match &mut self.cors {
-            Some(cors) if browser => Either::Left(cors.call(req)),
+            Some(cors)
+                if req.method() != Method::POST || req.headers().contains_key(header::ORIGIN) =>
+            {
+                Either::Left(cors.call(req))
+            }
             _ => Either::Right(self.dispatch.call(req)),
         }
     }
