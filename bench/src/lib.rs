@@ -119,3 +119,22 @@ pub async fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
         ))),
     }
 }
+
+/// CPU time (user + system) process `pid` (`self` for this one) has used, in ms.
+pub fn cpu_ms(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which may hold spaces, closed by ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat; 11 and 12 after the name.
+    (ticks(11) + ticks(12)) * 1000.0 / 100.0
+}

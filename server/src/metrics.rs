@@ -92,8 +92,9 @@ const METHODS: [(&str, &str, &str, &str); 8] = [
     ),
 ];
 
-/// `METHODS`' Check.
+/// `METHODS`' Check and Watch.
 const CHECK: usize = 0;
+const WATCH: usize = 1;
 
 /// gRPC's codes as Go spells them, which go-grpc-prometheus's dashboards expect.
 const GO_CODES: [&str; 17] = [
@@ -265,6 +266,11 @@ impl Metrics {
         let _ = self.inner.scrape.0.set(registry);
     }
 
+    /// A Watch the fast path serves starts now ([`crate::fast`]).
+    pub(crate) fn watch_started(&self) -> Call {
+        Call::start(self, WATCH)
+    }
+
     /// Counts a Check the fast path answered ([`crate::fast`]).
     pub fn check_answered(&self, took: Duration, code: tonic::Code) {
         let series = &self.inner.methods[CHECK];
@@ -386,13 +392,7 @@ where
         let Some(method) = METHODS.iter().position(|m| m.0 == request.uri().path()) else {
             return Box::pin(self.inner.call(request));
         };
-        let call = Call {
-            metrics: self.metrics.clone(),
-            method,
-            started: Instant::now(),
-            done: false,
-        };
-        self.metrics.inner.methods[method].started.inc();
+        let call = Call::start(&self.metrics, method);
         let answer = self.inner.call(request);
         Box::pin(async move {
             let mut call = call;
@@ -410,8 +410,9 @@ fn code_of(headers: &HeaderMap) -> Option<usize> {
     Some(code.min(GO_CODES.len() - 1))
 }
 
-/// One call in flight; counted once, when it ends.
-struct Call {
+/// One call in flight; counted once, when it ends (CANCELLED if it is dropped
+/// before).
+pub(crate) struct Call {
     metrics: Metrics,
     method: usize,
     started: Instant,
@@ -419,6 +420,27 @@ struct Call {
 }
 
 impl Call {
+    /// A call of `METHODS[method]` starts now.
+    fn start(metrics: &Metrics, method: usize) -> Self {
+        metrics.inner.methods[method].started.inc();
+        Self {
+            metrics: metrics.clone(),
+            method,
+            started: Instant::now(),
+            done: false,
+        }
+    }
+
+    /// Whether it was counted as ended.
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// It ended with `code`.
+    pub(crate) fn ended(&mut self, code: tonic::Code) {
+        self.handled(code as usize);
+    }
+
     fn handled(&mut self, code: usize) {
         if std::mem::replace(&mut self.done, true) {
             return;

@@ -247,9 +247,19 @@ impl HealthRegistry {
                 .subscribe()
         });
         Watcher {
-            registry: self.clone(),
-            service: service.to_owned(),
-            rx: Some(rx),
+            rx,
+            release: Release {
+                registry: self.clone(),
+                service: service.to_owned(),
+            },
+        }
+    }
+
+    /// Wakes every watcher without changing a status, so that each looks again at
+    /// whatever else it waits for (the server draining).
+    pub fn wake_all(&self) {
+        for tx in self.read().services.values() {
+            tx.send_modify(|_| ());
         }
     }
 
@@ -324,21 +334,33 @@ impl HealthRegistry {
 /// that is not registered and has no other watcher.
 #[derive(Debug)]
 pub struct Watcher {
-    registry: HealthRegistry,
-    service: String,
-    rx: Option<watch::Receiver<ServingStatus>>,
+    // Dropped first: the release below counts the receivers that are left.
+    rx: watch::Receiver<ServingStatus>,
+    release: Release,
 }
 
 impl Watcher {
     /// The receiver of status changes.
     pub fn receiver(&mut self) -> &mut watch::Receiver<ServingStatus> {
-        self.rx.as_mut().expect("present until drop")
+        &mut self.rx
+    }
+
+    /// The receiver, and what releases the channel once the receiver is gone:
+    /// drop the receiver first.
+    pub fn into_parts(self) -> (watch::Receiver<ServingStatus>, Release) {
+        (self.rx, self.release)
     }
 }
 
-impl Drop for Watcher {
+/// Releases the channel of a name that is not registered, once no receiver is left.
+#[derive(Debug)]
+pub struct Release {
+    registry: HealthRegistry,
+    service: String,
+}
+
+impl Drop for Release {
     fn drop(&mut self) {
-        drop(self.rx.take());
         let mut state = self.registry.write();
         if let Some(tx) = state.services.get(&self.service)
             && tx.receiver_count() == 0

@@ -78,7 +78,7 @@ pub fn app(
     let health = HealthServer::new(HealthService::new(
         state.registry.clone(),
         settings.health.clone(),
-        draining,
+        draining.clone(),
     ))
     .max_decoding_message_size(max);
     let history = HistoryServer::new(HistoryService::new(
@@ -120,6 +120,7 @@ pub fn app(
         max_message: max,
         max_service_name: settings.health.max_service_name,
         request_body_timeout: settings.request_body_timeout,
+        draining: draining.clone(),
     });
     let dispatch = Dispatch {
         grpc,
@@ -285,7 +286,16 @@ where
                 Some(wire) if req.uri().path() == fast::CHECK => {
                     let (fast, mut grpc) = (self.fast.clone(), self.grpc.clone());
                     Box::pin(async move {
-                        match fast.answer(req, wire).await {
+                        match fast.check(req, wire).await {
+                            Ok(response) => Ok(response),
+                            Err(passed) => general(&mut grpc, passed).await,
+                        }
+                    })
+                }
+                Some(wire) if req.uri().path() == fast::WATCH => {
+                    let (fast, mut grpc) = (self.fast.clone(), self.grpc.clone());
+                    Box::pin(async move {
+                        match fast.watch(req, wire).await {
                             Ok(response) => Ok(response),
                             Err(passed) => general(&mut grpc, passed).await,
                         }

@@ -36,7 +36,7 @@ use http::{Request, Response, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
+    rt::{TokioIo, TokioTimer},
     server::conn::auto,
     service::TowerToHyperService,
 };
@@ -110,7 +110,22 @@ impl Default for Linger {
     }
 }
 
-type Builder = auto::Builder<TokioExecutor>;
+type Builder = auto::Builder<Streams>;
+
+fn builder(limits: &ConnectionLimits, streams: Streams) -> Builder {
+    let mut builder = auto::Builder::new(streams);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .keep_alive_interval(limits.keepalive_interval)
+        .keep_alive_timeout(limits.keepalive_timeout);
+    builder
+}
 
 /// Serves `app` on `listener` (over TLS when `tls` is given) until `stop`
 /// completes, then stops accepting and gives open connections up to `grace` to
@@ -123,19 +138,7 @@ pub async fn serve(
     stop: impl Future<Output = ()>,
     grace: Duration,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.max_concurrent_streams)
-        .keep_alive_interval(limits.keepalive_interval)
-        .keep_alive_timeout(limits.keepalive_timeout);
     let shared = Arc::new(Shared {
-        builder,
         app,
         tls: tls.map(TlsAcceptor::from),
         limits: limits.clone(),
@@ -175,7 +178,6 @@ pub async fn serve(
 
 /// What every connection task shares.
 struct Shared {
-    builder: Builder,
     app: App,
     tls: Option<TlsAcceptor>,
     limits: ConnectionLimits,
@@ -219,8 +221,14 @@ impl Shared {
             conn: conn.clone(),
             linger: self.limits.linger,
         });
-        let connection = self.builder.serve_connection(TokioIo::new(io), service);
+        // HTTP/2 streams run inside this task, not as tasks of their own: a change
+        // that wakes a thousand Watch streams of one connection wakes this task once,
+        // and their frames go out in one write.
+        let streams = Streams::default();
+        let builder = builder(&self.limits, streams.clone());
+        let connection = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(connection);
+        let mut running = streams.running();
         let idle = self.limits.idle_timeout;
         // The clock rings at the first of the two deadlines, and is set again each time.
         let clock = tokio::time::sleep_until(first_request_by.min(Instant::now() + idle));
@@ -228,6 +236,7 @@ impl Shared {
         let mut closing = false;
         loop {
             tokio::select! {
+                () = &mut running => unreachable!("the streams never finish"),
                 result = connection.as_mut() => {
                     if let Err(error) = result {
                         tracing::debug!(%peer, %error, "connection ended with an error");
@@ -519,4 +528,55 @@ async fn drain(mut body: Incoming, linger: Linger) {
         }
     })
     .await;
+}
+
+/// The executor hyper hands each HTTP/2 stream to: the streams of one connection,
+/// polled by that connection's task ([`Running`]).
+#[derive(Clone, Default)]
+struct Streams(Arc<NewStreams>);
+
+#[derive(Default)]
+struct NewStreams {
+    queue: Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>,
+    waker: futures_util::task::AtomicWaker,
+}
+
+impl<F: Future<Output = ()> + Send + 'static> hyper::rt::Executor<F> for Streams {
+    fn execute(&self, stream: F) {
+        self.0
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::pin(stream));
+        self.0.waker.wake();
+    }
+}
+
+impl Streams {
+    fn running(&self) -> Running {
+        Running {
+            new: self.0.clone(),
+            streams: futures_util::stream::FuturesUnordered::new(),
+        }
+    }
+}
+
+/// Polls a connection's streams; never finishes.
+struct Running {
+    new: Arc<NewStreams>,
+    streams: futures_util::stream::FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl Future for Running {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        use futures_util::StreamExt;
+        self.new.waker.register(cx.waker());
+        let new = std::mem::take(&mut *self.new.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        self.streams.extend(new);
+        // Ready(None) only means "empty for now": new streams come through the queue.
+        while let Poll::Ready(Some(())) = self.streams.poll_next_unpin(cx) {}
+        Poll::Pending
+    }
 }

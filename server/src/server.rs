@@ -215,6 +215,9 @@ impl Server {
             // balancers and Kubernetes endpoints move away before connections close.
             tokio::time::sleep(drain_delay).await;
             draining.cancel();
+            // The fast path's Watch streams wait on their channels alone: wake them
+            // to see the drain.
+            registry.wake_all();
         };
         serve::serve(listeners.main, app, &connections, tls, stop, shutdown_grace).await;
         reloader.monitor(Monitor::stop);

@@ -10,7 +10,9 @@
 //! The flip goes through healthweb's admin API (`--admin`), or, for the
 //! tonic-default peer, a SIGUSR1 to `--pid` (`--signal`). One JSON object goes to
 //! stdout: server RSS idle, with all streams open and after they all left (KiB),
-//! and the notify latencies (ms) from the flip to each stream's message.
+//! and the notify latencies (ms) from the flip to each stream's message, with the
+//! CPU time server and client spent meanwhile. `--pause-before-flip SECS` waits
+//! with every stream open, to attach a profiler.
 
 use std::{
     sync::{
@@ -20,7 +22,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use healthweb_bench::{Flags, admin_set, fail, percentile_ms, rss_kib};
+use healthweb_bench::{Flags, admin_set, cpu_ms, fail, percentile_ms, rss_kib};
 use healthweb_proto::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -93,6 +95,13 @@ async fn main() {
     let open = rss_kib(&pid);
     let client = rss_kib("self");
 
+    let pause = flags.num("pause-before-flip", 0);
+    if pause > 0 {
+        // Time to attach a profiler to the server, with every stream open.
+        eprintln!("flipping in {pause} s");
+        tokio::time::sleep(Duration::from_secs(pause)).await;
+    }
+    let (server_cpu, client_cpu) = (cpu_ms(&pid), cpu_ms("self"));
     let flipped = Instant::now();
     if by_signal {
         let killed = std::process::Command::new("kill")
@@ -116,6 +125,7 @@ async fn main() {
             )),
         }
     }
+    let (server_cpu, client_cpu) = (cpu_ms(&pid) - server_cpu, cpu_ms("self") - client_cpu);
     latencies.sort();
 
     let _ = leave_tx.send(true);
@@ -132,7 +142,8 @@ async fn main() {
         "{{\"streams\": {streams}, \"connections\": {}, \"open_ms\": {open_ms:.1}, \
          \"rss_idle_kib\": {idle}, \"rss_open_kib\": {open}, \"rss_after_kib\": {after}, \
          \"bytes_per_stream\": {per_stream:.0}, \"client_rss_kib\": {client}, \
-         \"notify_p50_ms\": {:.2}, \"notify_p99_ms\": {:.2}, \"notify_max_ms\": {:.2}}}",
+         \"notify_p50_ms\": {:.2}, \"notify_p99_ms\": {:.2}, \"notify_max_ms\": {:.2}, \
+         \"notify_server_cpu_ms\": {server_cpu:.0}, \"notify_client_cpu_ms\": {client_cpu:.0}}}",
         streams.div_ceil(per_conn),
         percentile_ms(&latencies, 50.0),
         percentile_ms(&latencies, 99.0),
