@@ -70,7 +70,7 @@ pub mod tonic_wasm;
 pub mod watch;
 
 pub use crate::{
-    core::{Call, Client, Options, Transport, WatchStream},
+    core::{Call, Client, MessageStream, Options, Transport, Watch},
     error::Error,
     watch::{ConnState, Update},
 };
