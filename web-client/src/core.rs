@@ -94,8 +94,8 @@ pub(crate) fn decode<M: prost::Message + Default>(bytes: &[u8]) -> Result<M, Err
     M::decode(bytes).map_err(|_| undecodable())
 }
 
-// Apart from `decode`, which is generic, so the module holds this once.
-fn undecodable() -> Error {
+/// Apart from `decode`, which is generic, so the module holds it once.
+pub(crate) fn undecodable() -> Error {
     Error::new(Code::Internal, "the server sent an undecodable message")
 }
 
@@ -155,6 +155,11 @@ impl<T: Transport> Client<T> {
         Ok(Self { transport, options })
     }
 
+    /// The transport it calls through.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
     /// The status of `service` (`""` is the server as a whole); NOT_FOUND if unknown.
     pub async fn check(&self, service: &str) -> Result<ServingStatus, Error> {
         let request = HealthCheckRequest {
@@ -194,10 +199,19 @@ impl<T: Transport> Client<T> {
         method: &'static str,
         request: &impl prost::Message,
     ) -> Result<R, Error> {
-        let call = self
-            .transport
-            .unary(method, request.encode_to_vec(), self.call(true));
-        decode(&self.within_deadline(call).await?)
+        decode(&self.unary_encoded(method, request.encode_to_vec()).await?)
+    }
+
+    /// Any unary call under the deadline and with the headers, encoded request in,
+    /// encoded reply out. Not generic, so the browser module holds the transport's call
+    /// path once for every method rather than once per reply type.
+    pub async fn unary_encoded(
+        &self,
+        method: &'static str,
+        request: Vec<u8>,
+    ) -> Result<Vec<u8>, Error> {
+        let call = self.transport.unary(method, request, self.call(true));
+        self.within_deadline(call).await
     }
 
     fn call(&self, with_deadline: bool) -> Call<'_> {
