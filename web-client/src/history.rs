@@ -3,13 +3,11 @@
 //! transport, headers and deadline as Check. Servers other than healthweb answer
 //! UNIMPLEMENTED.
 
-use std::{future::poll_fn, pin::Pin, task::Poll};
-
+use futures_util::future::try_join3;
 use healthweb_proto::history::{
     LatencyRequest, LatencyResponse, Minute, TransitionsRequest, TransitionsResponse,
     UptimeRequest, UptimeResponse,
 };
-
 use prost::Message;
 
 use crate::{
@@ -100,51 +98,29 @@ impl<T: Transport> Client<T> {
             service: service.to_owned(),
             since_unix_ms: 0,
         };
-        let mut calls = vec![
+        // Three calls of one future type, bytes in and bytes out: the browser module
+        // holds the call path once rather than once per reply type.
+        let latency = async {
+            match query.latency {
+                true => {
+                    self.unary_encoded(method::LATENCY, latency.encode_to_vec())
+                        .await
+                }
+                false => Ok(Vec::new()),
+            }
+        };
+        let (transitions, uptime, latency) = try_join3(
             self.unary_encoded(method::TRANSITIONS, transitions.encode_to_vec()),
             self.unary_encoded(method::UPTIME, uptime.encode_to_vec()),
-        ];
-        if query.latency {
-            calls.push(self.unary_encoded(method::LATENCY, latency.encode_to_vec()));
-        }
-        let mut replies = all(calls).await?.into_iter();
-        let mut next = || replies.next().unwrap_or_default();
+            latency,
+        )
+        .await?;
         Ok(EncodedHistory {
-            transitions: next(),
-            uptime: next(),
-            latency: next(),
+            transitions,
+            uptime,
+            latency,
         })
     }
-}
-
-/// Runs `calls` at once; their replies in order, or the first failure, which drops
-/// (and so ends) the rest. Calls of one type need nothing more: futures-util's
-/// `try_join3` would be three generic wrappers in the browser module.
-async fn all<F>(calls: Vec<F>) -> Result<Vec<Vec<u8>>, Error>
-where
-    F: Future<Output = Result<Vec<u8>, Error>>,
-{
-    let mut calls: Vec<Pin<Box<F>>> = calls.into_iter().map(Box::pin).collect();
-    let mut replies: Vec<Option<Vec<u8>>> = calls.iter().map(|_| None).collect();
-    poll_fn(|cx| {
-        let mut pending = false;
-        for (call, reply) in calls.iter_mut().zip(&mut replies) {
-            if reply.is_none() {
-                match call.as_mut().poll(cx) {
-                    Poll::Ready(Ok(bytes)) => *reply = Some(bytes),
-                    Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(Ok(()))
-        }
-    })
-    .await?;
-    Ok(replies.into_iter().map(Option::unwrap_or_default).collect())
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
