@@ -102,7 +102,7 @@ pub enum ConnectError {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Any of the native wires, as one service type for the generated client.
+/// Any of the native wires, as one service type for tonic's client.
 pub type Channel = BoxCloneSyncService<
     http::Request<tonic::body::Body>,
     http::Response<tonic::body::Body>,
@@ -161,7 +161,7 @@ pub async fn connect(target: &Target, options: Options) -> Result<NativeClient, 
             let agent = target.user_agent.clone();
             let service = ServiceBuilder::new()
                 .map_request(move |mut request: http::Request<tonic::body::Body>| {
-                    // The generated client sends paths only; hyper needs the origin too.
+                    // tonic's client sends paths only; hyper needs the origin too.
                     let mut parts = uri.clone().into_parts();
                     parts.path_and_query = request.uri().path_and_query().cloned();
                     *request.uri_mut() = Uri::from_parts(parts).expect("a valid URI");
