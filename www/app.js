@@ -80,6 +80,16 @@ function since(row) {
   const elapsed = ago(Date.now() - row.changedAt);
   row.el.querySelector(".since").textContent =
     row.seenChange ? `changed ${elapsed} ago` : `unchanged for ${elapsed}`;
+  if (row.changes) summarizeChanges(row);
+}
+
+/** The line that opens the list of changes: how many, and how long ago the latest. */
+function summarizeChanges(row) {
+  const { shown, truncated, latestAt } = row.changes;
+  row.el.querySelector(".changes summary").textContent = shown === 0
+    ? "No changes recorded"
+    : `${shown}${truncated ? "+" : ""} change${shown === 1 && !truncated ? "" : "s"}, ` +
+      `latest ${ago(Date.now() - latestAt)} ago`;
 }
 
 /** Once a second: the time since each change, for the rows in view. */
@@ -98,6 +108,7 @@ function makeRow(current, name) {
     handle: null, visible: false,
     // Retries also for the first fetch: a service seconds old may not be written yet.
     upstream: false, loadedAt: 0, stale: true, queued: false, retries: HISTORY_RETRIES, timer: 0,
+    changes: null,
   };
   current.rows.set(name, row);
   current.byElement.set(el, row);
@@ -331,10 +342,8 @@ function drawHistory(row, { transitions, truncated, uptime, latency }) {
     latencyEl.replaceChildren(text, " ", line, " ", label);
   }
 
-  const count = `${transitions.length}${truncated ? "+" : ""}`;
-  el.querySelector(".changes summary").textContent = transitions.length === 0
-    ? "No changes recorded"
-    : `${count} change${transitions.length === 1 && !truncated ? "" : "s"}, latest ${ago(Date.now() - transitions[0].atUnixMs)} ago`;
+  row.changes = { shown: transitions.length, truncated, latestAt: transitions[0]?.atUnixMs };
+  summarizeChanges(row);
   el.querySelector(".changes ol").replaceChildren(...transitions.map((change, i) => {
     const item = document.createElement("li");
     item.dataset.cause = change.cause;

@@ -339,7 +339,8 @@ async function main() {
   await bigPage.waitForFunction((sel) => /^24 h 100 % · 7 d 100 % · 30 d 100 %$/.test(document.querySelector(sel).innerText),
     `${row("svc-0999")} .uptime`, { timeout: 15_000 });
   const atBottom = historyCalls.length - atTop;
-  const askedAtBottom = [...new Set(historyCalls.slice(atTop))];
+  // (A top row's own retry may still land after the count; it is not about the bottom.)
+  const askedAtBottom = [...new Set(historyCalls.slice(atTop))].filter((name) => !asked.includes(name));
   assert.ok(atBottom > 0 && atBottom <= 60, `${atBottom} more History requests at the bottom`);
   assert.ok(askedAtBottom.every((name) => name > "svc-0970"), `History asked about ${askedAtBottom}`);
   assert.equal(await bigPage.locator(`${row("svc-0500")}[data-history]`).count(), 0, "a row never in view");
