@@ -7,6 +7,10 @@
 //! decoder and a converter per message type (and prost's map decoding, with a hash
 //! table, for List), which is what keeps the browser module within its budget.
 //! Check and Watch, whose one status the core itself reads, stay with prost.
+//!
+//! The tables restate `health.proto` and `history.proto` by field number: a change
+//! there must be made here too. The browser tests (`tests/browser.rs`) read every field
+//! of the typings from a real server's replies, so a table that drifts fails them.
 
 use healthweb_proto::pb::health_check_response::ServingStatus;
 use js_sys::{Array, Object, Reflect};
