@@ -1,7 +1,7 @@
 // The status page end to end: a real `healthweb serve`, headless Chromium, and checks on
 // what a person sees. run.sh builds the server and www/pkg first; this builds nothing.
 //
-// Saves docs/status-page.png (and a dark-mode twin) for the README. With E2E_WWW set,
+// Saves docs/status-page.png (and dark-mode, phone and fleet twins) for the README. With E2E_WWW set,
 // serves the page from that directory instead (run.sh: www/ with the fetch-lite module
 // as its pkg/) and saves no screenshots.
 
@@ -33,11 +33,12 @@ async function cleanup() {
   for (const proc of servers) proc.kill("SIGKILL");
   await browser?.close().catch(() => {});
 }
+// run.sh gives the whole file 600 s; this says which run hung, and cleans up.
 const guard = setTimeout(async () => {
-  console.error("e2e: FAILED, still running after 300 s");
+  console.error("e2e: FAILED, still running after 420 s");
   await cleanup();
   process.exit(1);
-}, 300_000);
+}, 420_000);
 
 /** Starts `healthweb serve` and resolves once it has printed both addresses. */
 function serve(listen, ...args) {
@@ -94,6 +95,17 @@ async function admin(server, method, name, status) {
 }
 
 const row = (name) => `li.service[data-service="${name}"]`;
+
+/** How many Watch streams `server` has open (its admin API counts them per service). */
+async function watchStreams(server) {
+  const response = await fetch(`${server.admin}/services`, { signal: AbortSignal.timeout(5_000) });
+  return Object.values((await response.json()).watchers ?? {}).reduce((sum, n) => sum + n, 0);
+}
+
+/** The row's History list: for each change shown, its cause, new status and text. */
+const changesOf = (page, name) =>
+  page.$$eval(`${row(name)} .changes li`, (items) =>
+    items.map((li) => ({ cause: li.dataset.cause, to: li.dataset.to, text: li.textContent })));
 const everyRow = (page, state) =>
   page.waitForFunction(
     (state) => {
@@ -144,17 +156,53 @@ async function main() {
     `${row("search")} .since`, { timeout: 10_000 });
   ok("time since the change ticks");
 
+  // History: two more changes, back and forth; the row's list of changes shows all three,
+  // newest first, caused by the admin API; its uptime falls under 100 %, and the bar's
+  // last part says the worst was Not serving. The server writes changes once a second
+  // and the page fetches them after each change; the wait is for that, with room.
+  await admin(first, "PUT", "search", "SERVING");
+  await page.waitForSelector(`${row("search")}[data-status="SERVING"]`, { timeout: 5_000 });
+  await admin(first, "PUT", "search", "NOT_SERVING");
+  await page.waitForSelector(`${row("search")}[data-status="NOT_SERVING"]`, { timeout: 5_000 });
+  const historyAsked = Date.now();
+  await page.waitForFunction((sel) => {
+    const changes = [...document.querySelectorAll(`${sel} .changes li`)].slice(0, 3);
+    return changes.map((li) => `${li.dataset.cause}:${li.dataset.to}`).join() ===
+      "ADMIN:NOT_SERVING,ADMIN:SERVING,ADMIN:NOT_SERVING";
+  }, row("search"), { timeout: 15_000 }).catch(async (error) => {
+    throw new Error(`${error.message}; the row's changes: ${JSON.stringify(await changesOf(page, "search"))}; ` +
+      `the server's stderr:\n${first.lines.join("\n")}`);
+  });
+  const changes = await changesOf(page, "search");
+  assert.match(changes[0].text, /Serving → Not serving, for \d+ s so far · admin/);
+  assert.match(changes[1].text, /Not serving → Serving, for \d+ s · admin/);
+  assert.match(changes[2].text, /Serving → Not serving, for \d+ s · admin/);
+  assert.match(changes.at(-1).text, /Not known to the server → Serving, .* · config/);
+  await page.click(`${row("search")} .changes summary`);
+  assert.ok(await page.isVisible(`${row("search")} .changes li`), "the list opens");
+  const uptime = await page.locator(`${row("search")} .uptime`).innerText();
+  const [, day] = uptime.match(/^24 h ([\d.]+) % · 7 d [\d.]+ % · 30 d [\d.]+ %$/) ?? [];
+  assert.ok(day !== undefined && Number(day) < 100, `search's uptime reads "${uptime}"`);
+  assert.equal(await page.locator(`${row("search")} .bar li`).count(), 48);
+  const lastPart = page.locator(`${row("search")} .bar li`).last();
+  assert.equal(await lastPart.getAttribute("data-worst"), "NOT_SERVING");
+  assert.match(await lastPart.getAttribute("title"), /worst Not serving, serving [\d.]+ % of the time, [3-9] changes/);
+  assert.equal(await page.getAttribute(`${row("api")} .bar li:last-child`, "data-worst"), "SERVING");
+  assert.match(await page.locator(`${row("api")} .uptime`).innerText(), /^24 h 100 % · 7 d 100 % · 30 d 100 %$/);
+  ok(`uptime "${uptime}", the bar and the changes shown ${Date.now() - historyAsked} ms after the last change`);
+
   mkdirSync(join(root, "docs"), { recursive: true });
-  await screenshot(page, { path: join(root, "docs/status-page.png") });
+  await page.evaluate(() => scrollTo(0, 0));
+  await screenshot(page, { path: join(root, "docs/status-page.png"), fullPage: true });
   await page.emulateMedia({ colorScheme: "dark" });
-  await screenshot(page, { path: join(root, "docs/status-page-dark.png") });
+  await screenshot(page, { path: join(root, "docs/status-page-dark.png"), fullPage: true });
   await page.emulateMedia({ colorScheme: "light" });
 
   // Readable on a phone: nothing wider than the screen.
   await page.setViewportSize({ width: 360, height: 740 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
   assert.ok(overflow <= 0, `the page is ${overflow} px wider than a phone`);
-  await screenshot(page, { path: join(root, "docs/status-page-phone.png") });
+  await screenshot(page, { path: join(root, "docs/status-page-phone.png"), fullPage: true });
   await page.setViewportSize({ width: 900, height: 560 });
   ok("fits a phone");
 
@@ -181,6 +229,8 @@ async function main() {
   await page.fill("#endpoint", other.url);
   await page.press("#endpoint", "Enter");
   await page.waitForSelector(`${row("elsewhere")}[data-state="live"]`, { timeout: 10_000 });
+  // History too comes from the other endpoint (CORS allows the page's origin).
+  await page.waitForSelector(`${row("elsewhere")}[data-history="loaded"] .bar li[data-worst="SERVING"]`, { timeout: 10_000 });
   assert.equal(new URL(page.url()).searchParams.get("endpoint"), other.url);
   await page.reload();
   await page.waitForSelector(`${row("elsewhere")}[data-state="live"]`, { timeout: 10_000 });
@@ -203,6 +253,14 @@ async function main() {
   await admin(upstream, "PUT", "pay", "NOT_SERVING");
   await page.waitForSelector(`${row("payments")}[data-status="NOT_SERVING"]`, { timeout: 10_000 });
   ok(`an upstream's change shown after ${Date.now() - flipped} ms`);
+  // Its probe latency from History: the last minute's p50 and p99, and a line.
+  await page.waitForFunction((sel) => /^p50 [\d.]+ ms · p99 [\d.]+ ms/.test(document.querySelector(sel)?.innerText ?? ""),
+    `${row("payments")} .latency:not([hidden])`, { timeout: 15_000 });
+  const points = await page.getAttribute(`${row("payments")} .latency svg polyline`, "points");
+  assert.match(points, /^[\d.]+,[\d.]+( [\d.]+,[\d.]+)+$/);
+  assert.equal(await page.locator(`${row("")} .latency`).isHidden(), true, "only upstreams have latency");
+  const latencyText = (await page.locator(`${row("payments")} .latency`).textContent()).replace(/\s+/g, " ");
+  ok(`the upstream's latency: "${latencyText}"`);
   await stop(upstream);
   await page.waitForFunction((sel) => /last error: .*(refused|UNAVAILABLE|ended)/.test(document.querySelector(sel).innerText),
     `${row("payments")} .detail`, { timeout: 10_000 });
@@ -239,6 +297,55 @@ async function main() {
   await page.evaluate(() => window.probeHandle.close());
   const closed = await watchesReach(0, 1_000, "after close()");
   ok(`close() ended the Watch stream on the server after ${closed} ms`);
+
+  // A thousand services: all listed at once, but the network is spent on the rows in
+  // view only: History for them (not for the other thousand), at most five Watch streams.
+  const many = join(dir, "many.toml");
+  const names = Array.from({ length: 1000 }, (_, i) => `svc-${String(i).padStart(4, "0")}`);
+  writeFileSync(many, `[services]\n${names.map((name) => `"${name}" = "SERVING"\n`).join("")}`);
+  const big = await serve("127.0.0.1:0", "--config", many, "--list-limit", "2000");
+  const bigPage = await browser.newPage({ viewport: { width: 900, height: 560 } });
+  bigPage.on("pageerror", (error) => errors.push(error.message));
+  // Each History request, by the service it asks about: the gRPC-Web frame's 5 bytes,
+  // then field 1 (tag 0x0a), a one-byte length and the name; "" sends no field at all.
+  const historyCalls = [];
+  bigPage.on("request", (request) => {
+    if (!new URL(request.url()).pathname.startsWith("/healthweb.v1.History/")) return;
+    const body = request.postDataBuffer() ?? Buffer.alloc(0);
+    historyCalls.push(body[5] === 0x0a ? body.subarray(7, 7 + body[6]).toString() : "");
+  });
+  const loadStart = Date.now();
+  await bigPage.goto(`${big.url}/`);
+  await bigPage.waitForFunction(() => document.querySelectorAll("li.service").length === 1001, null, { timeout: 30_000 });
+  const listedAfter = Date.now() - loadStart;
+  await bigPage.waitForSelector(`${row("svc-0000")}[data-history="loaded"]`, { timeout: 30_000 });
+  const filledAfter = Date.now() - loadStart;
+  // Then nothing more is asked for while the page stands still (the next refresh of a
+  // row's history is a minute away).
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  const atTop = historyCalls.length;
+  const asked = [...new Set(historyCalls)];
+  const filled = await bigPage.$$eval('li.service[data-history="loaded"]', (items) => items.map((li) => li.dataset.service));
+  assert.ok(atTop > 0 && atTop <= 60, `${atTop} History requests at the top of 1001 rows`);
+  assert.ok(asked.every((name) => name < "svc-0030"), `History asked about ${asked}`);
+  assert.ok(filled.every((name) => name < "svc-0030"), `rows with history at the top: ${filled}`);
+  assert.ok(await bigPage.isVisible(`${row("svc-0000")} .bar li[data-worst="SERVING"]`), "svc-0000's bar");
+  const watching = await watchStreams(big);
+  assert.ok(watching > 0 && watching <= 5, `${watching} Watch streams open`);
+  ok(`1000 services listed after ${listedAfter} ms, the first uptime after ${filledAfter} ms; ` +
+    `${atTop} History requests about ${asked.length} rows in view, ${watching} Watch streams`);
+  // At the bottom, the last rows get theirs; the rows jumped over are never asked about.
+  await bigPage.evaluate(() => scrollTo(0, document.documentElement.scrollHeight));
+  await bigPage.waitForFunction((sel) => /^24 h 100 % · 7 d 100 % · 30 d 100 %$/.test(document.querySelector(sel).innerText),
+    `${row("svc-0999")} .uptime`, { timeout: 15_000 });
+  const atBottom = historyCalls.length - atTop;
+  // (A top row's own retry may still land after the count; it is not about the bottom.)
+  const askedAtBottom = [...new Set(historyCalls.slice(atTop))].filter((name) => !asked.includes(name));
+  assert.ok(atBottom > 0 && atBottom <= 60, `${atBottom} more History requests at the bottom`);
+  assert.ok(askedAtBottom.every((name) => name > "svc-0970"), `History asked about ${askedAtBottom}`);
+  assert.equal(await bigPage.locator(`${row("svc-0500")}[data-history]`).count(), 0, "a row never in view");
+  ok(`scrolled to the bottom: the last rows' uptime after ${atBottom} more History requests`);
+  await bigPage.close();
 
   const allowed = new Set([new URL(second.url).origin, new URL(other.url).origin, new URL(fleet.url).origin,
     new URL(solo.url).origin, "http://127.0.0.1:9"]);

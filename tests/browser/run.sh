@@ -76,9 +76,20 @@ start_server() {
 }
 
 # --- 1. wasm-bindgen-test --------------------------------------------------------------
+# An upstream for the test server to monitor, so History has probe latency to report.
+start_server --service pay=SERVING
+cat >"$tmp/wasm-tests.toml" <<EOF
+[[upstream]]
+name = "mirror"
+target = "$url"
+service = "pay"
+interval = "200ms"
+timeout = "1s"
+EOF
 test_port=$(free_port)
+url='' admin=''
 start_server --service api=SERVING --service db=NOT_SERVING --service flip=SERVING \
-  --cors-origin "http://127.0.0.1:$test_port"
+  --config "$tmp/wasm-tests.toml" --cors-origin "http://127.0.0.1:$test_port"
 
 # Something that accepts connections and never answers: the deadline test's server.
 node -e 'const s = require("net").createServer(() => {}).listen(0, "127.0.0.1", () => console.log(s.address().port))' \

@@ -1,6 +1,10 @@
-//! The client core, shared by the browser and native builds: Check and List under a
-//! deadline, with the caller's extra headers on every call, over any [`Transport`].
-//! Watch, built on the same transport, lives in [`crate::watch`].
+//! The client core, shared by the browser and native builds: Check, List and the
+//! History calls under a deadline, with the caller's extra headers on every call, over
+//! any [`Transport`]. Watch, built on the same transport, lives in [`crate::watch`].
+//!
+//! The core knows the messages; a transport only moves their bytes. That keeps each
+//! transport to one path for unary calls and one for streams however many methods there
+//! are, which matters in the browser, where every path through tonic is kilobytes.
 //!
 //! The deadline is enforced twice: sent as `grpc-timeout` so the server can give up too,
 //! and raced against a local timer, because a hung server (or a proxy that drops the
@@ -12,8 +16,26 @@ use healthweb_proto::pb::{
     HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse,
     health_check_response::ServingStatus,
 };
+use prost::Message;
+use tonic::Code;
 
 use crate::{Error, rt};
+
+/// The gRPC methods this client calls, by path.
+pub mod method {
+    /// `grpc.health.v1.Health/Check`.
+    pub const CHECK: &str = "/grpc.health.v1.Health/Check";
+    /// `grpc.health.v1.Health/List`.
+    pub const LIST: &str = "/grpc.health.v1.Health/List";
+    /// `grpc.health.v1.Health/Watch` (server streaming).
+    pub const WATCH: &str = "/grpc.health.v1.Health/Watch";
+    /// `healthweb.v1.History/Transitions`.
+    pub const TRANSITIONS: &str = "/healthweb.v1.History/Transitions";
+    /// `healthweb.v1.History/Uptime`.
+    pub const UPTIME: &str = "/healthweb.v1.History/Uptime";
+    /// `healthweb.v1.History/Latency`.
+    pub const LATENCY: &str = "/healthweb.v1.History/Latency";
+}
 
 /// What every call carries besides its message.
 #[derive(Debug, Clone, Copy)]
@@ -24,30 +46,57 @@ pub struct Call<'a> {
     pub headers: &'a [(String, String)],
 }
 
-/// The three Health RPCs over some wire: tonic's generated client over any tonic channel
-/// (`crate::tonic_transport`: tonic-web-wasm-client in the browser, HTTP/2 or gRPC-Web
-/// natively), or gRPC-Web straight over `fetch` in the `fetch-lite` build.
+/// A wire that carries encoded messages to gRPC methods: tonic's client over any tonic
+/// channel (`crate::tonic_transport`: tonic-web-wasm-client in the browser, HTTP/2 or
+/// gRPC-Web natively), or gRPC-Web straight over `fetch` in the `fetch-lite` build.
 pub trait Transport {
-    /// An open Watch call.
-    type Watch: WatchStream;
-    /// `grpc.health.v1.Health/Check`.
-    fn check(
+    /// The replies of an open server-streaming call.
+    type Stream: MessageStream;
+    /// A unary call of `method` (a path such as [`method::CHECK`]) with an encoded
+    /// request; the encoded reply.
+    fn unary(
         &self,
-        request: HealthCheckRequest,
+        method: &'static str,
+        request: Vec<u8>,
         call: Call<'_>,
-    ) -> impl Future<Output = Result<HealthCheckResponse, Error>>;
-    /// `grpc.health.v1.Health/List`.
-    fn list(
+    ) -> impl Future<Output = Result<Vec<u8>, Error>>;
+    /// A server-streaming call of `method`, once the server has accepted it.
+    fn server_streaming(
         &self,
-        request: HealthListRequest,
+        method: &'static str,
+        request: Vec<u8>,
         call: Call<'_>,
-    ) -> impl Future<Output = Result<HealthListResponse, Error>>;
-    /// `grpc.health.v1.Health/Watch`, once the server has accepted the call.
-    fn watch(
-        &self,
-        request: HealthCheckRequest,
-        call: Call<'_>,
-    ) -> impl Future<Output = Result<Self::Watch, Error>>;
+    ) -> impl Future<Output = Result<Self::Stream, Error>>;
+}
+
+/// The encoded replies of an open server-streaming call.
+pub trait MessageStream {
+    /// The next reply; `Ok(None)` once the server ends the call with OK.
+    fn next(&mut self) -> impl Future<Output = Result<Option<Vec<u8>>, Error>>;
+}
+
+/// An open Watch call.
+#[derive(Debug)]
+pub struct Watch<S>(S);
+
+impl<S: MessageStream> Watch<S> {
+    /// The next status; `Ok(None)` once the server ends the call with OK.
+    pub async fn message(&mut self) -> Result<Option<HealthCheckResponse>, Error> {
+        match self.0.next().await? {
+            Some(bytes) => decode(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A reply's bytes as the message `M`.
+pub(crate) fn decode<M: prost::Message + Default>(bytes: &[u8]) -> Result<M, Error> {
+    M::decode(bytes).map_err(|_| undecodable())
+}
+
+/// Apart from `decode`, which is generic, so the module holds it once.
+pub(crate) fn undecodable() -> Error {
+    Error::new(Code::Internal, "the server sent an undecodable message")
 }
 
 /// `limit` as a `grpc-timeout` value: whole milliseconds (rounded up, so never zero)
@@ -68,12 +117,6 @@ pub fn grpc_timeout(limit: Duration) -> String {
         () => ((secs / 3600).min(MAX), 'H'),
     };
     format!("{value}{unit}")
-}
-
-/// The messages of an open Watch call.
-pub trait WatchStream {
-    /// The next message; `Ok(None)` once the server ends the call with OK.
-    fn message(&mut self) -> impl Future<Output = Result<Option<HealthCheckResponse>, Error>>;
 }
 
 /// How every call is made.
@@ -112,22 +155,23 @@ impl<T: Transport> Client<T> {
         Ok(Self { transport, options })
     }
 
+    /// The transport it calls through.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
     /// The status of `service` (`""` is the server as a whole); NOT_FOUND if unknown.
     pub async fn check(&self, service: &str) -> Result<ServingStatus, Error> {
         let request = HealthCheckRequest {
             service: service.to_owned(),
         };
-        let reply = self
-            .within_deadline(self.transport.check(request, self.call(true)))
-            .await?;
+        let reply: HealthCheckResponse = self.unary(method::CHECK, &request).await?;
         Ok(reply.status())
     }
 
     /// Every service the server knows, with its status, in no particular order.
     pub async fn list(&self) -> Result<Vec<(String, ServingStatus)>, Error> {
-        let reply = self
-            .within_deadline(self.transport.list(HealthListRequest {}, self.call(true)))
-            .await?;
+        let reply: HealthListResponse = self.unary(method::LIST, &HealthListRequest {}).await?;
         Ok(reply
             .statuses
             .into_iter()
@@ -137,11 +181,37 @@ impl<T: Transport> Client<T> {
 
     /// Opens a Watch call on `service`: one stream, no reconnects (the upstream
     /// monitor counts those itself; [`Client::watch`] does them for everyone else).
-    pub async fn open_watch(&self, service: &str) -> Result<T::Watch, Error> {
+    pub async fn open_watch(&self, service: &str) -> Result<Watch<T::Stream>, Error> {
         let request = HealthCheckRequest {
             service: service.to_owned(),
         };
-        self.transport.watch(request, self.call(false)).await
+        let call = self.call(false);
+        let stream = self
+            .transport
+            .server_streaming(method::WATCH, request.encode_to_vec(), call)
+            .await?;
+        Ok(Watch(stream))
+    }
+
+    /// One unary call under the deadline: `request` encoded, the reply decoded.
+    pub(crate) async fn unary<R: prost::Message + Default>(
+        &self,
+        method: &'static str,
+        request: &impl prost::Message,
+    ) -> Result<R, Error> {
+        decode(&self.unary_encoded(method, request.encode_to_vec()).await?)
+    }
+
+    /// Any unary call under the deadline and with the headers, encoded request in,
+    /// encoded reply out. Not generic, so the browser module holds the transport's call
+    /// path once for every method rather than once per reply type.
+    pub async fn unary_encoded(
+        &self,
+        method: &'static str,
+        request: Vec<u8>,
+    ) -> Result<Vec<u8>, Error> {
+        let call = self.transport.unary(method, request, self.call(true));
+        self.within_deadline(call).await
     }
 
     fn call(&self, with_deadline: bool) -> Call<'_> {

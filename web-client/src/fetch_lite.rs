@@ -6,9 +6,6 @@
 //! Dropping a call aborts its `fetch`, which is how a deadline or `WatchHandle.close()`
 //! ends the HTTP request.
 
-use healthweb_proto::pb::{
-    HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse,
-};
 use js_sys::{Promise, Reflect, Uint8Array};
 use tonic::Code;
 use wasm_bindgen::{JsCast, prelude::wasm_bindgen};
@@ -17,7 +14,7 @@ use web_sys::{AbortController, Headers, ReadableStreamDefaultReader, RequestInit
 
 use crate::{
     Error,
-    core::{Call, Transport, WatchStream, grpc_timeout},
+    core::{Call, MessageStream, Transport, grpc_timeout},
     frames::{self, Decoder, Frame},
 };
 
@@ -50,13 +47,8 @@ impl GrpcWeb {
         }
     }
 
-    async fn open(
-        &self,
-        method: &str,
-        message: &impl prost::Message,
-        call: Call<'_>,
-    ) -> Result<Frames, Error> {
-        let url = format!("{}/grpc.health.v1.Health/{method}", self.base_url);
+    async fn open(&self, method: &str, message: &[u8], call: Call<'_>) -> Result<Frames, Error> {
+        let url = format!("{}{method}", self.base_url);
         let js = |_| Error::new(Code::Internal, "the browser refused to build the request");
         let headers = Headers::new().map_err(js)?;
         for (name, value) in [
@@ -116,45 +108,34 @@ impl GrpcWeb {
             .map(|body| body.get_reader().unchecked_into());
         Ok(frames)
     }
+}
 
-    async fn unary<R: prost::Message + Default>(
+impl Transport for GrpcWeb {
+    type Stream = Frames;
+
+    async fn unary(
         &self,
-        method: &str,
-        message: &impl prost::Message,
+        method: &'static str,
+        request: Vec<u8>,
         call: Call<'_>,
-    ) -> Result<R, Error> {
-        let mut frames = self.open(method, message, call).await?;
+    ) -> Result<Vec<u8>, Error> {
+        let mut frames = self.open(method, &request, call).await?;
         let reply = frames
             .message()
             .await?
             .ok_or_else(|| Error::new(Code::Internal, "no reply message"))?;
         // The trailers that follow say whether the call succeeded after all.
-        frames.message::<R>().await?;
+        frames.message().await?;
         Ok(reply)
     }
-}
 
-impl Transport for GrpcWeb {
-    type Watch = Frames;
-
-    async fn check(
+    async fn server_streaming(
         &self,
-        request: HealthCheckRequest,
+        method: &'static str,
+        request: Vec<u8>,
         call: Call<'_>,
-    ) -> Result<HealthCheckResponse, Error> {
-        self.unary("Check", &request, call).await
-    }
-
-    async fn list(
-        &self,
-        request: HealthListRequest,
-        call: Call<'_>,
-    ) -> Result<HealthListResponse, Error> {
-        self.unary("List", &request, call).await
-    }
-
-    async fn watch(&self, request: HealthCheckRequest, call: Call<'_>) -> Result<Frames, Error> {
-        self.open("Watch", &request, call).await
+    ) -> Result<Frames, Error> {
+        self.open(method, &request, call).await
     }
 }
 
@@ -167,15 +148,10 @@ pub struct Frames {
 }
 
 impl Frames {
-    async fn message<M: prost::Message + Default>(&mut self) -> Result<Option<M>, Error> {
+    async fn message(&mut self) -> Result<Option<Vec<u8>>, Error> {
         loop {
             match self.decoder.next_frame() {
-                Some(Frame::Message(bytes)) => {
-                    let decoded = M::decode(&bytes[..]);
-                    return decoded
-                        .map(Some)
-                        .map_err(|_| Error::new(Code::Internal, "undecodable message"));
-                }
+                Some(Frame::Message(bytes)) => return Ok(Some(bytes)),
                 Some(Frame::End(end)) => return end.map(|()| None),
                 None => {}
             }
@@ -199,9 +175,9 @@ impl Frames {
     }
 }
 
-impl WatchStream for Frames {
-    async fn message(&mut self) -> Result<Option<HealthCheckResponse>, Error> {
-        Frames::message(self).await
+impl MessageStream for Frames {
+    async fn next(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        self.message().await
     }
 }
 

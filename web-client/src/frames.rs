@@ -6,13 +6,12 @@ use tonic::Code;
 
 use crate::Error;
 
-/// Frames `message` for a request body.
-pub fn encode(message: &impl prost::Message) -> Vec<u8> {
-    let len = message.encoded_len();
-    let mut body = Vec::with_capacity(5 + len);
+/// Frames an encoded message for a request body.
+pub fn encode(message: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(5 + message.len());
     body.push(0);
-    body.extend_from_slice(&(len as u32).to_be_bytes());
-    message.encode_raw(&mut body);
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(message);
     body
 }
 
@@ -115,7 +114,7 @@ mod tests {
     #[test]
     fn splits_messages_and_trailers_across_chunks() {
         let reply = HealthCheckResponse { status: 1 };
-        let mut bytes = encode(&reply);
+        let mut bytes = encode(&reply.encode_to_vec());
         let trailers = b"grpc-status: 5\r\ngrpc-message: service %22x%22 unknown\r\n";
         bytes.extend_from_slice(&[0x80, 0, 0, 0, trailers.len() as u8]);
         bytes.extend_from_slice(trailers);

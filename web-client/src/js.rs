@@ -9,7 +9,7 @@ use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::{Error, Options, Update};
+use crate::{Error, HistoryQuery, Options, Update, core::method, js_replies};
 
 #[cfg(feature = "fetch-lite")]
 use crate::fetch_lite::{Wire, wire};
@@ -55,12 +55,22 @@ impl HealthClient {
     pub fn list(&self) -> Promise {
         let core = self.core.clone();
         promise(async move {
-            let statuses = core.list().await.map_err(to_js)?;
-            let object = Object::new();
-            for (name, status) in statuses {
-                Reflect::set(&object, &name.into(), &status.as_str_name().into())?;
-            }
-            Ok(object.into())
+            let reply = core.unary_encoded(method::LIST, Vec::new()).await;
+            reply.and_then(|r| js_replies::statuses(&r)).map_err(to_js)
+        })
+    }
+
+    /// The history of `service`: its transitions, its uptime and (with `latency: true`)
+    /// its probe latency; see `HistoryOptions` and `ServiceHistory` in the typings.
+    pub fn history(&self, service: String, options: Option<Object>) -> Promise {
+        let core = self.core.clone();
+        promise(async move {
+            let query = match options {
+                Some(options) => read_query(&options).map_err(to_js)?,
+                None => HistoryQuery::default(),
+            };
+            let replies = core.history_encoded(&service, &query).await;
+            replies.and_then(|r| js_replies::history(&r)).map_err(to_js)
         })
     }
 
@@ -129,6 +139,38 @@ fn read_options(object: &Object) -> Result<Options, JsValue> {
         }
     }
     Ok(options)
+}
+
+/// The options object of `history(service, options)`; absent fields are the defaults.
+fn read_query(options: &Object) -> Result<HistoryQuery, Error> {
+    let field = |key: &str| Reflect::get(options, &key.into()).unwrap_or_default();
+    // Unix milliseconds are exact up to 2^53; the u32 fields are checked for range
+    // here and for sense by the server (INVALID_ARGUMENT for a limit over 1000).
+    const TIME: f64 = 9_007_199_254_740_991.0;
+    const U32: f64 = u32::MAX as f64;
+    let whole = |key: &str, max: f64| {
+        let value = field(key);
+        if value.is_undefined() || value.is_null() {
+            return Ok(0.0);
+        }
+        // JavaScript's unary plus: a number as it is, a Date as its time.
+        let n = value.unchecked_into_f64();
+        if n >= 0.0 && n <= max && n.fract() == 0.0 {
+            Ok(n)
+        } else {
+            Err(Error::InvalidOption(format!(
+                "{key} must be a whole number, 0 or more"
+            )))
+        }
+    };
+    Ok(HistoryQuery {
+        limit: whole("limit", U32)? as u32,
+        since_unix_ms: whole("since", TIME)? as i64,
+        until_unix_ms: whole("until", TIME)? as i64,
+        buckets: whole("buckets", U32)? as u32,
+        span_seconds: whole("spanSeconds", U32)? as u32,
+        latency: field("latency").is_truthy(),
+    })
 }
 
 fn to_js_update(update: Update) -> JsValue {

@@ -50,6 +50,102 @@ export interface WatchUpdate {
   error?: HealthError;
 }
 
+/** Why a status changed, as healthweb's History records it. */
+export type Cause =
+  | "CONFIG"        // the --service flags or the config file, at start
+  | "RELOAD"        // the config file, re-read on SIGHUP
+  | "ADMIN"         // the admin API (healthweb set / remove, /shutdown, /resume)
+  | "MONITOR"       // the upstream monitor's verdict
+  | "SHUTDOWN"      // healthweb shutting down
+  | "UNCLEAN_STOP"  // healthweb stopped without shutting down: unknown from its last sign of life
+  | "PROGRAM"       // a program embedding healthweb's library
+  | "UNSPECIFIED";
+
+/** What `history` asks for; every field is optional, and absent means the server's default. */
+export interface HistoryOptions {
+  /** At most this many transitions, newest first (default 100; the server allows up to 1000). */
+  limit?: number;
+  /** Only transitions at or after this time (a `Date`, or Unix milliseconds). */
+  since?: number | Date;
+  /** Only transitions before this time (default: now). */
+  until?: number | Date;
+  /** How many buckets `uptime.buckets` has (default 48; at most 1440). */
+  buckets?: number;
+  /** The span those buckets cover, ending now, in seconds (default 86400; at most 30 days). */
+  spanSeconds?: number;
+  /** Also fetch the last hour of probe latency (monitored upstreams have it): one more request. */
+  latency?: boolean;
+}
+
+/** One status change; times are Unix milliseconds. */
+export interface Transition {
+  atUnixMs: number;
+  from: WatchStatus;
+  to: WatchStatus;
+  cause: Cause;
+  /** What the cause said, such as the monitor's answer or error; may be "". */
+  detail: string;
+  /** Above 1 when a flapping service's changes were folded into this entry, from `atUnixMs` to `untilUnixMs`. */
+  count: number;
+  /** The worst status among the folded changes (`to` when `count` is 1). */
+  worst: WatchStatus;
+  /** When the last of the folded changes happened (`atUnixMs` when `count` is 1). */
+  untilUnixMs: number;
+}
+
+/** How much of a window the service was SERVING. */
+export interface UptimeWindow {
+  /** 0 to 1, over the time history covers (`recordedMs`). */
+  serving: number;
+  /** How much of the window history covers, in milliseconds: 0 means no data. */
+  recordedMs: number;
+}
+
+/** One slice of the uptime bar. */
+export interface UptimeBucket {
+  startUnixMs: number;
+  endUnixMs: number;
+  /** The worst status in the slice; `SERVICE_UNKNOWN` where history has nothing. */
+  worst: WatchStatus;
+  /** 0 to 1, over the slice's recorded time. */
+  serving: number;
+  /** How many changes fell in the slice. */
+  changes: number;
+}
+
+export interface Uptime {
+  /** The last 24 hours, 7 days and 30 days. */
+  day: UptimeWindow;
+  week: UptimeWindow;
+  month: UptimeWindow;
+  /** The bar, oldest first (48 half-hours of the last day unless asked otherwise). */
+  buckets: UptimeBucket[];
+  /** The status now (`SERVICE_UNKNOWN` when the server no longer has the service). */
+  current: WatchStatus;
+  /** When history for the service begins. */
+  recordedSinceUnixMs: number;
+}
+
+/** A monitored upstream's probes in one minute. */
+export interface LatencyMinute {
+  startUnixMs: number;
+  probes: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+/** What `history` resolves to. */
+export interface ServiceHistory {
+  /** Newest first. */
+  transitions: Transition[];
+  /** Whether older transitions in the range were left out by `limit`. */
+  truncated: boolean;
+  uptime: Uptime;
+  /** Oldest first; empty unless `latency: true` was asked and the service is a monitored upstream. */
+  latency: LatencyMinute[];
+}
+
 export class WatchHandle {
   private constructor();
   free(): void;
@@ -65,6 +161,13 @@ export class HealthClient {
   check(service?: string): Promise<ServingStatus>;
   /** Every service with its status. */
   list(): Promise<StatusMap>;
+  /**
+   * What healthweb remembers of `service` (`""` is the whole server): its transitions, its
+   * uptime over 24 h, 7 d and 30 d with a bar of buckets, and with `latency: true` its probe
+   * latency. Rejects with NOT_FOUND for a service the server neither has nor remembers,
+   * INVALID_ARGUMENT for an option out of range, UNIMPLEMENTED from a server without History.
+   */
+  history(service: string, options?: HistoryOptions): Promise<ServiceHistory>;
   /** Calls `onUpdate` at once with the current status, then on every change, until `close()`. */
   watch(service: string, onUpdate: (update: WatchUpdate) => void): WatchHandle;
 }

@@ -1,8 +1,9 @@
-//! A `grpc.health.v1` client with one core for two worlds: the browser (wasm, gRPC-Web
-//! over `fetch`) and native programs such as the command-line probe (tonic).
+//! A `grpc.health.v1` client (and of healthweb's `healthweb.v1.History`) with one core
+//! for two worlds: the browser (wasm, gRPC-Web over `fetch`) and native programs such
+//! as the command-line probe (tonic).
 //!
 //! # Browser builds
-//! - default (feature `tonic-web-wasm-client`): tonic's generated client over
+//! - default (feature `tonic-web-wasm-client`): tonic's gRPC client over
 //!   tonic-web-wasm-client, through the same [`Transport`] impl as native calls.
 //! - `fetch-lite` (with `--no-default-features`): a hand-written gRPC-Web transport
 //!   straight over `fetch`, under half the bytes, for embedders who count them.
@@ -10,19 +11,22 @@
 //! The JavaScript API is the same in both; exactly one of the two must be on.
 //!
 //! # Layout
-//! - [`core`]: [`Client`], generic over a [`Transport`]: Check and List under a deadline.
+//! - [`core`]: [`Client`], generic over a [`Transport`]: Check and List under a deadline;
+//!   the transport moves encoded messages, the core encodes and decodes them.
+//! - [`history`]: healthweb's History service (transitions, uptime, probe latency).
 //! - [`watch`]: Watch as the spec's client rules want it (reconnect with backoff, poll
 //!   Check on UNIMPLEMENTED) and its [`ConnState`].
 //! - [`backoff`]: the exponential backoff policy between reconnect attempts.
 //! - [`error`]: [`Error`], which always carries a gRPC code name.
 //! - `rt`: what the core needs from its platform, a timer and a random number.
 //! - `tonic_transport` (native, and the default browser build): the [`Transport`] over
-//!   tonic's generated client on any tonic channel.
+//!   tonic's gRPC client (`tonic::client::Grpc`) on any tonic channel.
 //! - `tonic_wasm` (wasm, default): that channel in the browser, tonic-web-wasm-client.
 //! - `fetch_lite` (wasm, `fetch-lite`): the [`Transport`] straight over `fetch`, with
 //!   [`frames`], its gRPC-Web framing (platform-free, so unit-tested natively).
-//! - `js` (wasm): the JavaScript API, `HealthClient` and `WatchHandle`; `js_types` its
-//!   TypeScript declarations.
+//! - `js` (wasm): the JavaScript API, `HealthClient` and `WatchHandle`; `js_replies`
+//!   turns List's and History's replies into plain objects; `js_types` the TypeScript
+//!   declarations.
 //! - `native` (feature `native`): a [`Client`] over tonic's HTTP/2 channel.
 
 #[cfg(all(
@@ -56,8 +60,11 @@ pub mod error;
 pub mod fetch_lite;
 #[cfg(any(feature = "fetch-lite", test))]
 pub mod frames;
+pub mod history;
 #[cfg(target_arch = "wasm32")]
 pub mod js;
+#[cfg(target_arch = "wasm32")]
+mod js_replies;
 #[cfg(target_arch = "wasm32")]
 mod js_types;
 #[cfg(feature = "native")]
@@ -70,8 +77,9 @@ pub mod tonic_wasm;
 pub mod watch;
 
 pub use crate::{
-    core::{Call, Client, Options, Transport, WatchStream},
+    core::{Call, Client, MessageStream, Options, Transport, Watch},
     error::Error,
+    history::{EncodedHistory, History, HistoryQuery},
     watch::{ConnState, Update},
 };
 pub use healthweb_proto::pb::health_check_response::ServingStatus;

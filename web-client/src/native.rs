@@ -19,10 +19,9 @@ mod tls;
 
 use std::{fmt, str::FromStr, time::Duration};
 
-use healthweb_proto::pb::health_client::HealthClient;
 use http::Uri;
 use hyper_util::{client::legacy, rt::TokioExecutor};
-use tonic::transport::Endpoint;
+use tonic::{client::Grpc, transport::Endpoint};
 use tower::{ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 
 use crate::{Client, Options};
@@ -103,7 +102,7 @@ pub enum ConnectError {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Any of the native wires, as one service type for the generated client.
+/// Any of the native wires, as one service type for tonic's client.
 pub type Channel = BoxCloneSyncService<
     http::Request<tonic::body::Body>,
     http::Response<tonic::body::Body>,
@@ -123,7 +122,7 @@ pub type Channel = BoxCloneSyncService<
 pub struct ChannelError(#[from] BoxError);
 
 /// A native client.
-pub type NativeClient = Client<HealthClient<Channel>>;
+pub type NativeClient = Client<Grpc<Channel>>;
 
 /// Dials `target` once (so an unreachable server is a [`ConnectError`]) and returns a
 /// client that reconnects by itself afterwards.
@@ -162,7 +161,7 @@ pub async fn connect(target: &Target, options: Options) -> Result<NativeClient, 
             let agent = target.user_agent.clone();
             let service = ServiceBuilder::new()
                 .map_request(move |mut request: http::Request<tonic::body::Body>| {
-                    // The generated client sends paths only; hyper needs the origin too.
+                    // tonic's client sends paths only; hyper needs the origin too.
                     let mut parts = uri.clone().into_parts();
                     parts.path_and_query = request.uri().path_and_query().cloned();
                     *request.uri_mut() = Uri::from_parts(parts).expect("a valid URI");
@@ -183,8 +182,7 @@ pub async fn connect(target: &Target, options: Options) -> Result<NativeClient, 
             BoxCloneSyncService::new(service)
         }
     };
-    Client::new(HealthClient::new(channel), options)
-        .map_err(|e| ConnectError::Invalid(e.to_string()))
+    Client::new(Grpc::new(channel), options).map_err(|e| ConnectError::Invalid(e.to_string()))
 }
 
 /// The target's URL, which must be `http://` or `https://`.

@@ -1,81 +1,129 @@
-//! The native transport: tonic's generated client over any tonic channel, so the
-//! command-line probe can speak native gRPC (tonic's `Channel`) or gRPC-Web (a channel
-//! wrapped in tonic-web's `GrpcWebClientLayer`) with the same core as the browser.
+//! The [`Transport`] over tonic's gRPC client (`tonic::client::Grpc`, what generated
+//! stubs wrap) on any tonic channel: native gRPC (tonic's `Channel`), gRPC-Web through
+//! tonic-web's `GrpcWebClientLayer`, and in the default browser build
+//! tonic-web-wasm-client. The command-line probe, the upstream monitor and the browser
+//! share this one path.
+//!
+//! Messages pass through as bytes ([`Raw`]); the core encodes and decodes them. One
+//! codec for every method means one copy of tonic's call path whatever the number of
+//! methods: with prost's codec, each method was another (about 2 KB of the browser
+//! module each).
 
-use healthweb_proto::pb::{
-    HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse,
-    health_client::HealthClient,
-};
 use tonic::{
-    Extensions, Request, Streaming,
-    client::GrpcService,
-    codegen::{Body, Bytes, StdError},
+    Extensions, Request, Status, Streaming,
+    client::{Grpc, GrpcService},
+    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
+    codegen::{Body, Bytes, StdError, http::uri::PathAndQuery},
     metadata::{MetadataKey, MetadataMap, MetadataValue},
 };
 
 use crate::{
     Error,
-    core::{Call, Transport, WatchStream, grpc_timeout},
+    core::{Call, MessageStream, Transport, grpc_timeout},
 };
 
-impl<T> Transport for HealthClient<T>
+impl<T> Transport for Grpc<T>
 where
     T: GrpcService<tonic::body::Body> + Clone,
     T::Error: Into<StdError>,
     T::ResponseBody: Body<Data = Bytes> + Send + 'static,
     <T::ResponseBody as Body>::Error: Into<StdError> + Send,
 {
-    type Watch = Streaming<HealthCheckResponse>;
+    type Stream = Streaming<Vec<u8>>;
 
-    async fn check(
+    async fn unary(
         &self,
-        request: HealthCheckRequest,
+        method: &'static str,
+        request: Vec<u8>,
         call: Call<'_>,
-    ) -> Result<HealthCheckResponse, Error> {
-        Ok(
-            HealthClient::check(&mut self.clone(), tonic_request(request, call)?)
-                .await
-                .map_err(|status| from_status(status, call.timeout))?
-                .into_inner(),
-        )
+    ) -> Result<Vec<u8>, Error> {
+        let mut grpc = ready(self).await?;
+        let path = PathAndQuery::from_static(method);
+        let reply = Grpc::unary(&mut grpc, tonic_request(request, call)?, path, Raw).await;
+        Ok(reply
+            .map_err(|status| from_status(status, call.timeout))?
+            .into_inner())
     }
 
-    async fn list(
+    async fn server_streaming(
         &self,
-        request: HealthListRequest,
+        method: &'static str,
+        request: Vec<u8>,
         call: Call<'_>,
-    ) -> Result<HealthListResponse, Error> {
-        Ok(
-            HealthClient::list(&mut self.clone(), tonic_request(request, call)?)
-                .await
-                .map_err(|status| from_status(status, call.timeout))?
-                .into_inner(),
-        )
-    }
-
-    async fn watch(
-        &self,
-        request: HealthCheckRequest,
-        call: Call<'_>,
-    ) -> Result<Self::Watch, Error> {
-        Ok(
-            HealthClient::watch(&mut self.clone(), tonic_request(request, call)?)
-                .await
-                .map_err(|status| from_status(status, call.timeout))?
-                .into_inner(),
-        )
+    ) -> Result<Self::Stream, Error> {
+        let mut grpc = ready(self).await?;
+        let path = PathAndQuery::from_static(method);
+        let request = tonic_request(request, call)?;
+        let reply = Grpc::server_streaming(&mut grpc, request, path, Raw).await;
+        Ok(reply
+            .map_err(|status| from_status(status, call.timeout))?
+            .into_inner())
     }
 }
 
-impl WatchStream for Streaming<HealthCheckResponse> {
-    async fn message(&mut self) -> Result<Option<HealthCheckResponse>, Error> {
-        Ok(Streaming::message(self).await?)
+/// A clone of the client once its channel can take a call (as generated stubs do).
+async fn ready<T>(grpc: &Grpc<T>) -> Result<Grpc<T>, Error>
+where
+    T: GrpcService<tonic::body::Body> + Clone,
+    T::Error: Into<StdError>,
+{
+    let mut grpc = grpc.clone();
+    grpc.ready().await.map_err(|error| {
+        let error: StdError = error.into();
+        Error::new(tonic::Code::Unavailable, &error.to_string())
+    })?;
+    Ok(grpc)
+}
+
+impl MessageStream for Streaming<Vec<u8>> {
+    async fn next(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.message().await?)
+    }
+}
+
+/// The codec of every call: encoded messages in, encoded messages out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Raw;
+
+impl Codec for Raw {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = Raw;
+    type Decoder = Raw;
+
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl Encoder for Raw {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl Decoder for Raw {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let mut message = vec![0; bytes::Buf::remaining(src)];
+        bytes::Buf::copy_to_slice(src, &mut message);
+        Ok(Some(message))
     }
 }
 
 /// tonic's channel enforces the `grpc-timeout` it sends, and reports the expiry
 /// as CANCELLED ("Timeout expired"); for the caller it is the deadline passing.
-fn from_status(status: tonic::Status, timeout: Option<std::time::Duration>) -> Error {
+fn from_status(status: Status, timeout: Option<std::time::Duration>) -> Error {
     match timeout {
         Some(limit)
             if status.code() == tonic::Code::Cancelled && status.message() == "Timeout expired" =>
@@ -86,7 +134,7 @@ fn from_status(status: tonic::Status, timeout: Option<std::time::Duration>) -> E
     }
 }
 
-fn tonic_request<M>(message: M, call: Call<'_>) -> Result<Request<M>, Error> {
+fn tonic_request(message: Vec<u8>, call: Call<'_>) -> Result<Request<Vec<u8>>, Error> {
     Ok(Request::from_parts(
         metadata(call)?,
         Extensions::default(),
@@ -94,8 +142,7 @@ fn tonic_request<M>(message: M, call: Call<'_>) -> Result<Request<M>, Error> {
     ))
 }
 
-/// The call's headers and deadline; apart from the generic [`tonic_request`] so the
-/// browser module holds this code once, not once per message type.
+/// The call's headers and deadline.
 fn metadata(call: Call<'_>) -> Result<MetadataMap, Error> {
     let timeout = call.timeout.map(grpc_timeout);
     let deadline = timeout.as_deref().map(|value| ("grpc-timeout", value));

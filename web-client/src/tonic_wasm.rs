@@ -1,7 +1,7 @@
-//! The default browser transport: tonic's generated `HealthClient` over
-//! tonic-web-wasm-client, which speaks gRPC-Web over `fetch`. The calls themselves go
-//! through the same [`Transport`](crate::Transport) impl as native ones
-//! (`tonic_transport`); this module only adds what the browser needs on top.
+//! The default browser transport: tonic's gRPC client over tonic-web-wasm-client, which
+//! speaks gRPC-Web over `fetch`. The calls themselves go through the same
+//! [`Transport`](crate::Transport) impl as native ones (`tonic_transport`); this module
+//! only adds what the browser needs on top.
 //!
 //! [`WasmChannel`] wraps tonic-web-wasm-client's `Client` so that its failures reach the
 //! caller with the gRPC code the spec gives them: a `fetch` that never got an answer is
@@ -16,20 +16,20 @@ use std::{
     task::{Context, Poll},
 };
 
-use healthweb_proto::pb::health_client::HealthClient;
 use http_body::Frame;
 use tonic::{
     Status,
+    client::Grpc,
     codegen::{Body, Bytes, Service, http},
 };
 use tonic_web_wasm_client::{Client, Error as FetchError, ResponseBody};
 
 /// The browser's wire: tonic's client over [`WasmChannel`].
-pub type Wire = HealthClient<WasmChannel>;
+pub type Wire = Grpc<WasmChannel>;
 
 /// The [`Wire`] to the gRPC-Web endpoint at `base_url` (`""` is the page's own origin).
 pub fn wire(base_url: &str) -> Wire {
-    HealthClient::new(WasmChannel::new(base_url))
+    Grpc::new(WasmChannel::new(base_url))
 }
 
 /// tonic-web-wasm-client's `Client`, whose errors are turned into gRPC statuses.

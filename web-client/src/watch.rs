@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tonic::Code;
 
-use crate::{Client, Error, ServingStatus, Transport, backoff::Backoff, core::WatchStream, rt};
+use crate::{Client, Error, ServingStatus, Transport, backoff::Backoff, rt};
 
 /// How often Check is polled when the server does not implement Watch.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(5);

@@ -3,13 +3,15 @@
 
 use std::{cell::RefCell, collections::VecDeque, time::Duration};
 
-use healthweb_proto::pb::{
-    HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse,
-};
+use healthweb_proto::pb::HealthCheckResponse;
+use prost::Message;
 use tonic::Code;
 
 use super::*;
-use crate::{Options, core::Call};
+use crate::{
+    MessageStream, Options,
+    core::{Call, method},
+};
 
 /// One scripted Watch call: refused with an error, or these messages then this ending
 /// (`None`: the stream stays open and quiet).
@@ -24,25 +26,24 @@ struct Scripted {
 struct ScriptedStream(VecDeque<ServingStatus>, Option<Option<Result<(), Error>>>);
 
 impl Transport for Scripted {
-    type Watch = ScriptedStream;
+    type Stream = ScriptedStream;
 
-    async fn check(
-        &self,
-        _: HealthCheckRequest,
-        _: Call<'_>,
-    ) -> Result<HealthCheckResponse, Error> {
+    async fn unary(&self, method: &'static str, _: Vec<u8>, _: Call<'_>) -> Result<Vec<u8>, Error> {
+        assert_eq!(method, method::CHECK, "watch only ever checks");
         let next = self.checks.borrow_mut().pop_front();
         match next {
-            Some(answer) => answer.map(|s| HealthCheckResponse { status: s as i32 }),
+            Some(answer) => answer.map(encoded),
             None => std::future::pending().await,
         }
     }
 
-    async fn list(&self, _: HealthListRequest, _: Call<'_>) -> Result<HealthListResponse, Error> {
-        unreachable!("watch never lists")
-    }
-
-    async fn watch(&self, _: HealthCheckRequest, _: Call<'_>) -> Result<ScriptedStream, Error> {
+    async fn server_streaming(
+        &self,
+        method: &'static str,
+        _: Vec<u8>,
+        _: Call<'_>,
+    ) -> Result<ScriptedStream, Error> {
+        assert_eq!(method, method::WATCH);
         let next = self.watches.borrow_mut().pop_front();
         match next {
             Some(script) => {
@@ -53,16 +54,23 @@ impl Transport for Scripted {
     }
 }
 
-impl WatchStream for ScriptedStream {
-    async fn message(&mut self) -> Result<Option<HealthCheckResponse>, Error> {
+impl MessageStream for ScriptedStream {
+    async fn next(&mut self) -> Result<Option<Vec<u8>>, Error> {
         match self.0.pop_front() {
-            Some(s) => Ok(Some(HealthCheckResponse { status: s as i32 })),
+            Some(s) => Ok(Some(encoded(s))),
             None => match self.1.take().expect("read past the end") {
                 Some(end) => end.map(|()| None),
                 None => std::future::pending().await,
             },
         }
     }
+}
+
+fn encoded(status: ServingStatus) -> Vec<u8> {
+    HealthCheckResponse {
+        status: status as i32,
+    }
+    .encode_to_vec()
 }
 
 fn unavailable() -> Error {

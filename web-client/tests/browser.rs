@@ -3,7 +3,9 @@
 //! cannot read the environment when it runs):
 //!
 //! - `HEALTHWEB_TEST_URL`: a server with `api=SERVING` and `db=NOT_SERVING`, whose `flip`
-//!   service run.sh toggles every 500 ms while the tests run;
+//!   service run.sh toggles every 500 ms while the tests run (through the admin API, so
+//!   its History has ADMIN transitions), and `mirror`, an upstream it monitors every
+//!   200 ms (so History has its probe latency);
 //! - `HEALTHWEB_TEST_HUNG_URL`: a TCP listener that accepts and never answers.
 #![cfg(target_arch = "wasm32")]
 
@@ -223,4 +225,177 @@ async fn a_hung_server_fails_each_watch_attempt_at_the_deadline() {
         (300.0..3000.0).contains(&waited),
         "gave up after {waited} ms"
     );
+}
+
+fn history_options(options: &[(&str, JsValue)]) -> Option<Object> {
+    let object = Object::new();
+    for (key, value) in options {
+        Reflect::set(&object, &(*key).into(), value).unwrap();
+    }
+    Some(object)
+}
+
+fn number(object: &JsValue, key: &str) -> f64 {
+    let value = get(object, key);
+    value
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number: {value:?}"))
+}
+
+fn array(object: &JsValue, key: &str) -> js_sys::Array {
+    let value = get(object, key);
+    assert!(js_sys::Array::is_array(&value), "{key} is not an array");
+    value.unchecked_into()
+}
+
+fn is_status(value: &JsValue) -> bool {
+    let statuses = ["SERVING", "NOT_SERVING", "UNKNOWN", "SERVICE_UNKNOWN"];
+    value
+        .as_string()
+        .is_some_and(|s| statuses.contains(&s.as_str()))
+}
+
+/// Every field the typings promise, with its type, on `flip`'s history: the admin API's
+/// changes (cause ADMIN), newest first, and a bar of 48 buckets by default.
+#[wasm_bindgen_test]
+async fn history_has_transitions_and_uptime_as_typed() {
+    let client = client(server(), &[("timeoutMs", 5000.into())]);
+    // flip changes every 500 ms and History writes once a second: give it a few.
+    let mut history = JsValue::UNDEFINED;
+    for _ in 0..50 {
+        history = settle(client.history("flip".into(), None)).await.unwrap();
+        if array(&history, "transitions").length() >= 3 {
+            break;
+        }
+        sleep(100).await;
+    }
+    let transitions = array(&history, "transitions");
+    assert!(
+        transitions.length() >= 3,
+        "{} transitions",
+        transitions.length()
+    );
+    let mut previous = f64::INFINITY;
+    for transition in transitions.iter() {
+        let at = number(&transition, "atUnixMs");
+        assert!(at <= previous, "newest first");
+        previous = at;
+        assert!(at > 1.6e12 && at <= js_sys::Date::now() + 1000.0, "at {at}");
+        for key in ["from", "to", "worst"] {
+            assert!(is_status(&get(&transition, key)), "{key}");
+        }
+        assert!(get(&transition, "detail").is_string());
+        assert!(number(&transition, "count") >= 1.0);
+        assert!(number(&transition, "untilUnixMs") >= at);
+    }
+    let newest = transitions.get(0);
+    assert_eq!(get(&newest, "cause"), "ADMIN");
+    assert_ne!(get(&newest, "from"), get(&newest, "to"));
+    assert!(get(&history, "truncated").as_bool().is_some());
+    assert_eq!(array(&history, "latency").length(), 0, "not asked for");
+
+    let uptime = get(&history, "uptime");
+    for window in ["day", "week", "month"] {
+        let window = get(&uptime, window);
+        let serving = number(&window, "serving");
+        assert!((0.0..=1.0).contains(&serving), "{serving}");
+        assert!(number(&window, "recordedMs") > 0.0);
+    }
+    assert!(is_status(&get(&uptime, "current")));
+    assert!(number(&uptime, "recordedSinceUnixMs") <= js_sys::Date::now());
+    let buckets = array(&uptime, "buckets");
+    assert_eq!(buckets.length(), 48);
+    let last = buckets.get(47);
+    assert!(number(&last, "endUnixMs") > number(&last, "startUnixMs"));
+    assert!(
+        number(&last, "changes") >= 1.0,
+        "flip changed in the last half hour"
+    );
+    assert_eq!(get(&last, "worst"), "NOT_SERVING");
+    assert!((0.0..=1.0).contains(&number(&last, "serving")));
+    let first = buckets.get(0);
+    assert_eq!(
+        get(&first, "worst"),
+        "SERVICE_UNKNOWN",
+        "nothing recorded then"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn history_options_shape_the_answer() {
+    let client = client(server(), &[]);
+    let options = history_options(&[("limit", 2.into()), ("buckets", 4.into())]);
+    let history = settle(client.history("flip".into(), options))
+        .await
+        .unwrap();
+    assert_eq!(array(&history, "transitions").length(), 2);
+    assert_eq!(get(&history, "truncated"), true);
+    assert_eq!(array(&get(&history, "uptime"), "buckets").length(), 4);
+
+    // A Date works as `since`: nothing changed after a minute from now.
+    let later = js_sys::Date::new(&(js_sys::Date::now() + 60_000.0).into());
+    let options = history_options(&[("since", later.into())]);
+    let history = settle(client.history("flip".into(), options))
+        .await
+        .unwrap();
+    assert_eq!(array(&history, "transitions").length(), 0);
+}
+
+#[wasm_bindgen_test]
+async fn history_has_latency_for_a_monitored_upstream() {
+    let client = client(server(), &[]);
+    let options = || history_options(&[("latency", true.into())]);
+    let mut minutes = js_sys::Array::new();
+    // The monitor probes every 200 ms; History writes once a second.
+    for _ in 0..50 {
+        let history = settle(client.history("mirror".into(), options()))
+            .await
+            .unwrap();
+        minutes = array(&history, "latency");
+        if minutes.length() > 0 {
+            break;
+        }
+        sleep(100).await;
+    }
+    let last = minutes
+        .length()
+        .checked_sub(1)
+        .expect("no latency within 5 s");
+    let minute = minutes.get(last);
+    assert!(number(&minute, "probes") >= 1.0);
+    assert_eq!(number(&minute, "startUnixMs") % 60_000.0, 0.0);
+    let (p50, p99, max) = (
+        number(&minute, "p50Ms"),
+        number(&minute, "p99Ms"),
+        number(&minute, "maxMs"),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{p50} {p99} {max}");
+}
+
+#[wasm_bindgen_test]
+async fn history_of_an_unknown_service_is_not_found() {
+    let (code, message) = settle(client(server(), &[]).history("nope".into(), None))
+        .await
+        .unwrap_err();
+    assert_eq!(code, "NOT_FOUND");
+    assert!(message.contains("nope"), "{message}");
+}
+
+#[wasm_bindgen_test]
+async fn a_bad_history_option_is_invalid_argument() {
+    let client = client(server(), &[]);
+    // Refused by the server (over its limits), and by the client (not a count at all).
+    for (key, value) in [
+        ("limit", JsValue::from(5000)),
+        ("spanSeconds", JsValue::from(31 * 86_400)),
+        ("limit", JsValue::from(-1)),
+        ("buckets", JsValue::from(1.5)),
+        ("since", JsValue::from("yesterday")),
+    ] {
+        let options = history_options(&[(key, value.clone())]);
+        let (code, message) = settle(client.history("api".into(), options))
+            .await
+            .unwrap_err();
+        assert_eq!(code, "INVALID_ARGUMENT", "{key}: {value:?}: {message}");
+    }
 }
