@@ -6,13 +6,12 @@
 // as its pkg/) and saves no screenshots.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { createInterface } from "node:readline";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { startServer } from "./healthweb.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const bin = process.env.HEALTHWEB_BIN ?? join(root, "target/debug/healthweb");
@@ -40,37 +39,14 @@ const guard = setTimeout(async () => {
   process.exit(1);
 }, 420_000);
 
-/** Starts `healthweb serve` and resolves once it has printed both addresses. */
+/** Starts `healthweb serve` on `listen`; see healthweb.mjs. */
 function serve(listen, ...args) {
-  // History in memory unless a test names a file: every server would want the same one.
-  const history = args.includes("--history") ? [] : ["--history", "memory"];
-  const proc = spawn(bin, [
-    "serve", "--listen", listen, "--admin-listen", "127.0.0.1:0", "--www", www,
-    "--shutdown-grace", "1s", ...history, ...args,
-  ], { stdio: ["ignore", "ignore", "pipe"] });
-  servers.add(proc);
-  proc.on("exit", () => servers.delete(proc));
-  return new Promise((resolve, reject) => {
-    // Whole lines only: a pipe hands over any number of bytes, and an address
-    // matched in a chunk that ends mid-line is a cut address.
-    const lines = [];
-    const found = {};
-    const fail = (why) => {
-      clearTimeout(timer);
-      reject(new Error(`healthweb ${why}; its stderr:\n${lines.join("\n")}`));
-    };
-    const timer = setTimeout(() => fail("printed no address within 30 s"), 30_000);
-    proc.on("exit", (code, signal) => fail(`exited (${code ?? signal})`));
-    createInterface({ input: proc.stderr, crlfDelay: Infinity }).on("line", (line) => {
-      lines.push(line);
-      const [, what, url] = line.match(/^(admin listening|listening) on (https?:\/\/\S+)$/) ?? [];
-      if (what) found[what] = url;
-      if (found.listening && found["admin listening"]) {
-        clearTimeout(timer);
-        resolve({ proc, url: found.listening, admin: found["admin listening"], lines });
-      }
-    });
-  });
+  const started = startServer(bin, ["--listen", listen, "--www", www, "--shutdown-grace", "1s", ...args]);
+  started.then(({ proc }) => {
+    servers.add(proc);
+    proc.on("exit", () => servers.delete(proc));
+  }, () => {});
+  return started;
 }
 
 /** Saves a screenshot for the README, of the default page only. */

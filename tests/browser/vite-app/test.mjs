@@ -5,13 +5,12 @@
 // on another origin.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { build, preview } from "vite";
+import { startServer } from "../healthweb.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..", "..");
@@ -38,31 +37,9 @@ const guard = setTimeout(async () => {
   process.exit(1);
 }, 300_000);
 
-/** Starts `healthweb serve` and resolves once it has printed both addresses. */
+/** Starts `healthweb serve` on a free port; see ../healthweb.mjs. */
 function serve(...args) {
-  const proc = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--history", "memory", ...args], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  return new Promise((resolve, reject) => {
-    // Whole lines only: an address matched in a chunk that ends mid-line is a cut address.
-    const lines = [];
-    const found = {};
-    const fail = (why) => {
-      clearTimeout(timer);
-      reject(new Error(`healthweb ${why}; its stderr:\n${lines.join("\n")}`));
-    };
-    const timer = setTimeout(() => fail("printed no address within 30 s"), 30_000);
-    proc.on("exit", (code, signal) => fail(`exited (${code ?? signal})`));
-    createInterface({ input: proc.stderr, crlfDelay: Infinity }).on("line", (line) => {
-      lines.push(line);
-      const [, what, url] = line.match(/^(admin listening|listening) on (https?:\/\/\S+)$/) ?? [];
-      if (what) found[what] = url;
-      if (found.listening && found["admin listening"]) {
-        clearTimeout(timer);
-        resolve({ proc, url: found.listening, admin: found["admin listening"], lines });
-      }
-    });
-  });
+  return startServer(bin, ["--listen", "127.0.0.1:0", ...args]);
 }
 
 async function main() {
