@@ -4,32 +4,49 @@
 //!
 //! Usage:
 //! `watch-fanout --url http://127.0.0.1:PORT --pid SERVER_PID --streams N
-//!  [--per-conn 1000] [--service bench] [--admin 127.0.0.1:ADMIN_PORT | --signal]
-//!  [--timeout-secs 120]`
+//!  [--per-conn 1000] [--service bench] [--admin 127.0.0.1:ADMIN_PORT | --signal yes]
+//!  [--timeout-secs 120] [--pause-before-flip SECS]`
 //!
 //! The flip goes through healthweb's admin API (`--admin`), or, for the
 //! tonic-default peer, a SIGUSR1 to `--pid` (`--signal`). One JSON object goes to
 //! stdout: server RSS idle, with all streams open and after they all left (KiB),
 //! and the notify latencies (ms) from the flip to each stream's message, with the
-//! CPU time server and client spent meanwhile. `--pause-before-flip SECS` waits
-//! with every stream open, to attach a profiler.
+//! CPU time server and client spent meanwhile. `--pause-before-flip` waits with
+//! every stream open, to attach a profiler.
+//!
+//! The client is lean on purpose, so that the latency is the server's: raw `h2`,
+//! one task per connection that drives all of its streams, on one thread. A tonic
+//! client (a task and a buffered channel per stream) spent more CPU on the 100k
+//! flip than either server did, and its own queueing was most of the p99.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::{Duration, Instant},
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{StreamExt, stream::FuturesUnordered};
+use h2::{
+    RecvStream,
+    client::{self, ResponseFuture},
 };
-
 use healthweb_bench::{Flags, admin_set, cpu_ms, fail, percentile_ms, rss_kib};
 use healthweb_proto::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    HealthCheckRequest, HealthCheckResponse, health_check_response::ServingStatus,
 };
-use tokio::sync::{Notify, mpsc, watch};
-use tonic::transport::{Channel, Endpoint};
+use prost::Message;
+use tokio::{
+    net::TcpStream,
+    sync::{mpsc, watch},
+};
 
-#[tokio::main]
+/// What a connection's task reports, once for all of its streams.
+enum Event {
+    /// This many streams had their first message, SERVING.
+    Ready(usize),
+    /// When each stream heard NOT_SERVING.
+    Heard(Vec<Instant>),
+    Failed(String),
+}
+
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let flags = Flags::from_env();
     let url = flags.get("url", "http://127.0.0.1:8080");
@@ -37,6 +54,10 @@ async fn main() {
     if pid.is_empty() {
         fail("--pid SERVER_PID is required");
     }
+    let addr = url
+        .strip_prefix("http://")
+        .map(|a| a.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| fail(&format!("--url must be http://HOST:PORT, not {url:?}")));
     let streams = flags.num("streams", 1000) as usize;
     let per_conn = flags.num("per-conn", 1000).max(1) as usize;
     let service = flags.get("service", "bench");
@@ -49,46 +70,42 @@ async fn main() {
     let idle = rss_kib(&pid);
 
     let started = Instant::now();
-    let mut channels = Vec::new();
-    for _ in 0..streams.div_ceil(per_conn) {
-        let channel = Endpoint::from_shared(url.clone())
-            .unwrap_or_else(|e| fail(&format!("bad --url: {e}")))
-            .buffer_size(per_conn)
-            .connect()
-            .await
-            .unwrap_or_else(|e| fail(&format!("cannot connect to {url}: {e}")));
-        channels.push(channel);
-    }
-
-    let ready = Arc::new(AtomicUsize::new(0));
-    let all_ready = Arc::new(Notify::new());
+    let request = grpc_frame(&HealthCheckRequest { service });
+    let (events_tx, mut events) = mpsc::unbounded_channel();
     let (leave_tx, leave_rx) = watch::channel(false);
-    let (heard_tx, mut heard_rx) = mpsc::unbounded_channel();
-    let mut tasks = Vec::with_capacity(streams);
-    for i in 0..streams {
-        let watcher = Watcher {
-            channel: channels[i / per_conn].clone(),
-            service: service.clone(),
-            ready: ready.clone(),
-            all_ready: all_ready.clone(),
-            total: streams,
-            heard: heard_tx.clone(),
+    let connections = streams.div_ceil(per_conn);
+    let mut tasks = Vec::with_capacity(connections);
+    for c in 0..connections {
+        let n = per_conn.min(streams - c * per_conn);
+        let conn = Connection {
+            addr: addr.clone(),
+            request: request.clone(),
+            events: events_tx.clone(),
             leave: leave_rx.clone(),
         };
-        tasks.push(tokio::spawn(watcher.run()));
+        tasks.push(tokio::spawn(conn.run(n)));
     }
-    drop(heard_tx);
+    drop(events_tx);
 
-    let wait = all_ready.notified();
-    if ready.load(Ordering::SeqCst) < streams
-        && tokio::time::timeout_at(deadline.into(), wait)
-            .await
-            .is_err()
+    let mut next = async |what: &str, have: usize| match tokio::time::timeout_at(
+        deadline.into(),
+        events.recv(),
+    )
+    .await
     {
-        fail(&format!(
-            "only {} of {streams} streams had their first message after {timeout:?}",
-            ready.load(Ordering::SeqCst)
-        ));
+        Ok(Some(Event::Failed(e))) => fail(&e),
+        Ok(Some(event)) => event,
+        Ok(None) => fail("every connection ended early"),
+        Err(_) => fail(&format!(
+            "only {have} of {streams} streams {what} after {timeout:?}"
+        )),
+    };
+    let mut ready = 0;
+    while ready < streams {
+        match next("had their first message", ready).await {
+            Event::Ready(n) => ready += n,
+            _ => fail("a stream heard a change before the flip"),
+        }
     }
     let open_ms = started.elapsed().as_secs_f64() * 1e3;
     settle().await;
@@ -97,7 +114,6 @@ async fn main() {
 
     let pause = flags.num("pause-before-flip", 0);
     if pause > 0 {
-        // Time to attach a profiler to the server, with every stream open.
         eprintln!("flipping in {pause} s");
         tokio::time::sleep(Duration::from_secs(pause)).await;
     }
@@ -110,19 +126,14 @@ async fn main() {
         if !killed.is_ok_and(|s| s.success()) {
             fail("cannot send SIGUSR1 to the server");
         }
-    } else if let Err(e) = admin_set(&admin, &service, "NOT_SERVING").await {
+    } else if let Err(e) = admin_set(&admin, &flags.get("service", "bench"), "NOT_SERVING").await {
         fail(&format!("admin API at {admin:?}: {e}"));
     }
     let mut latencies = Vec::with_capacity(streams);
     while latencies.len() < streams {
-        match tokio::time::timeout_at(deadline.into(), heard_rx.recv()).await {
-            Ok(Some(Ok(at))) => latencies.push(at - flipped),
-            Ok(Some(Err(e))) => fail(&e),
-            Ok(None) => break,
-            Err(_) => fail(&format!(
-                "only {} of {streams} streams heard the change after {timeout:?}",
-                latencies.len()
-            )),
+        match next("heard the change", latencies.len()).await {
+            Event::Heard(at) => latencies.extend(at.into_iter().map(|t| t - flipped)),
+            _ => fail("a connection reported ready twice"),
         }
     }
     let (server_cpu, client_cpu) = (cpu_ms(&pid) - server_cpu, cpu_ms("self") - client_cpu);
@@ -132,19 +143,17 @@ async fn main() {
     for task in tasks {
         let _ = task.await;
     }
-    drop(channels);
     // Give the server time to see the connections close and free what they held.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss_kib(&pid);
 
     let per_stream = (open.saturating_sub(idle) as f64 * 1024.0) / streams as f64;
     println!(
-        "{{\"streams\": {streams}, \"connections\": {}, \"open_ms\": {open_ms:.1}, \
+        "{{\"streams\": {streams}, \"connections\": {connections}, \"open_ms\": {open_ms:.1}, \
          \"rss_idle_kib\": {idle}, \"rss_open_kib\": {open}, \"rss_after_kib\": {after}, \
          \"bytes_per_stream\": {per_stream:.0}, \"client_rss_kib\": {client}, \
          \"notify_p50_ms\": {:.2}, \"notify_p99_ms\": {:.2}, \"notify_max_ms\": {:.2}, \
          \"notify_server_cpu_ms\": {server_cpu:.0}, \"notify_client_cpu_ms\": {client_cpu:.0}}}",
-        streams.div_ceil(per_conn),
         percentile_ms(&latencies, 50.0),
         percentile_ms(&latencies, 99.0),
         percentile_ms(&latencies, 100.0),
@@ -156,48 +165,150 @@ async fn settle() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 }
 
-/// One stream's life: open, first message, the change, then hold until told to leave.
-struct Watcher {
-    channel: Channel,
-    service: String,
-    ready: Arc<AtomicUsize>,
-    all_ready: Arc<Notify>,
-    total: usize,
-    heard: mpsc::UnboundedSender<Result<Instant, String>>,
+/// `message` as one length-prefixed gRPC frame.
+fn grpc_frame(message: &impl Message) -> Bytes {
+    let body = message.encode_to_vec();
+    let mut frame = Vec::with_capacity(5 + body.len());
+    frame.push(0);
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    frame.into()
+}
+
+/// One HTTP/2 connection and its streams, from open to leave.
+struct Connection {
+    addr: String,
+    request: Bytes,
+    events: mpsc::UnboundedSender<Event>,
     leave: watch::Receiver<bool>,
 }
 
-impl Watcher {
-    async fn run(mut self) {
-        let mut client = HealthClient::new(self.channel);
-        let request = HealthCheckRequest {
-            service: self.service,
-        };
-        let mut stream = match client.watch(request).await {
-            Ok(response) => response.into_inner(),
-            Err(status) => {
-                let _ = self.heard.send(Err(format!("Watch failed: {status}")));
-                return;
-            }
-        };
-        match stream.message().await {
-            Ok(Some(m)) if m.status == ServingStatus::Serving as i32 => {}
-            other => {
-                let _ = self
-                    .heard
-                    .send(Err(format!("first message not SERVING: {other:?}")));
-                return;
-            }
+impl Connection {
+    async fn run(mut self, streams: usize) {
+        if let Err(e) = self.watch(streams).await {
+            let _ = self.events.send(Event::Failed(e));
         }
-        if self.ready.fetch_add(1, Ordering::SeqCst) + 1 == self.total {
-            self.all_ready.notify_one();
+    }
+
+    async fn watch(&mut self, streams: usize) -> Result<(), String> {
+        let tcp = TcpStream::connect(&self.addr)
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", self.addr))?;
+        let _ = tcp.set_nodelay(true);
+        // h2 closes a connection on which more than a budget of small DATA frames
+        // waits unread; a flip sends one to each of this connection's streams.
+        let (mut h2, driver) = client::Builder::new()
+            .data_frame_budget(streams.max(100) * 2 * 256)
+            .handshake(tcp)
+            .await
+            .map_err(|e| format!("HTTP/2 handshake with {}: {e}", self.addr))?;
+        tokio::spawn(driver);
+
+        let uri = format!("http://{}/grpc.health.v1.Health/Watch", self.addr);
+        let mut opening = FuturesUnordered::new();
+        for _ in 0..streams {
+            // Waits while the server's SETTINGS allow no more concurrent streams.
+            h2 = h2
+                .ready()
+                .await
+                .map_err(|e| format!("opening a stream: {e}"))?;
+            let request = http::Request::post(&uri)
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(())
+                .expect("a valid request head");
+            let (response, mut send) = h2
+                .send_request(request, false)
+                .map_err(|e| format!("opening a stream: {e}"))?;
+            send.send_data(self.request.clone(), true)
+                .map_err(|e| format!("sending the request: {e}"))?;
+            opening.push(Watching::open(response));
         }
-        let heard = match stream.message().await {
-            Ok(Some(m)) if m.status == ServingStatus::NotServing as i32 => Ok(Instant::now()),
-            other => Err(format!("second message not NOT_SERVING: {other:?}")),
-        };
-        let _ = self.heard.send(heard);
+        let mut watching = Vec::with_capacity(streams);
+        while let Some(stream) = opening.next().await {
+            watching.push(stream?.expect(ServingStatus::Serving).await?.1);
+        }
+        let _ = self.events.send(Event::Ready(streams));
+
+        let mut hearing: FuturesUnordered<_> = watching
+            .into_iter()
+            .map(|w| w.expect(ServingStatus::NotServing))
+            .collect();
+        let mut heard = Vec::with_capacity(streams);
+        let mut holding = Vec::with_capacity(streams);
+        while let Some(result) = hearing.next().await {
+            let (at, stream) = result?;
+            heard.push(at);
+            holding.push(stream);
+        }
+        let _ = self.events.send(Event::Heard(heard));
         let _ = self.leave.wait_for(|leave| *leave).await;
-        drop(stream);
+        Ok(())
+    }
+}
+
+/// An open Watch stream and the bytes of a message not yet whole.
+struct Watching {
+    body: RecvStream,
+    buffer: BytesMut,
+}
+
+impl Watching {
+    async fn open(response: ResponseFuture) -> Result<Self, String> {
+        let response = response.await.map_err(|e| format!("Watch refused: {e}"))?;
+        let (head, body) = response.into_parts();
+        if head.status != http::StatusCode::OK || head.headers.contains_key("grpc-status") {
+            return Err(format!("Watch answered {} {:?}", head.status, head.headers));
+        }
+        Ok(Self {
+            body,
+            buffer: BytesMut::new(),
+        })
+    }
+
+    /// Reads the next message, which must carry `want`; when it was whole.
+    async fn expect(mut self, want: ServingStatus) -> Result<(Instant, Self), String> {
+        loop {
+            if let Some(status) = self.take_message()? {
+                let at = Instant::now();
+                return if status == want as i32 {
+                    Ok((at, self))
+                } else {
+                    Err(format!("expected {want:?}, got status {status}"))
+                };
+            }
+            match self.body.data().await {
+                Some(Ok(chunk)) => {
+                    let _ = self.body.flow_control().release_capacity(chunk.len());
+                    self.buffer.extend_from_slice(&chunk);
+                }
+                Some(Err(e)) => return Err(format!("Watch stream failed: {e}")),
+                None => {
+                    let trailers = self.body.trailers().await.ok().flatten();
+                    return Err(format!("Watch stream ended: {trailers:?}"));
+                }
+            }
+        }
+    }
+
+    /// The status of the first whole message in the buffer, if there is one.
+    fn take_message(&mut self) -> Result<Option<i32>, String> {
+        if self.buffer.len() < 5 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([
+            self.buffer[1],
+            self.buffer[2],
+            self.buffer[3],
+            self.buffer[4],
+        ]);
+        if self.buffer.len() < 5 + len as usize {
+            return Ok(None);
+        }
+        self.buffer.advance(5);
+        let message = self.buffer.split_to(len as usize);
+        HealthCheckResponse::decode(message.freeze())
+            .map(|m| Some(m.status))
+            .map_err(|e| format!("bad Watch message: {e}"))
     }
 }
