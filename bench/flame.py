@@ -61,7 +61,7 @@ def svg(data: Path, title: str, out: Path) -> None:
     script = subprocess.run(["perf", "script", "-i", str(data)], capture_output=True, check=True)
     folded = subprocess.run(["inferno-collapse-perf", "--all"], input=script.stdout,
                             capture_output=True, check=True).stdout
-    samples = sum(int(line.rsplit(b" ", 1)[1]) for line in folded.splitlines() if line.strip())
+    samples = script.stdout.count(b"\n\n")  # perf script ends each sample's stack with a blank line
     graph = subprocess.run(["inferno-flamegraph", "--title", f"{title} ({samples} samples at 997 Hz)",
                             "--width", "1600"],
                            input=folded, capture_output=True, check=True).stdout
@@ -96,7 +96,7 @@ def flip(peer: bench.Peer, streams: int, tmp: Path) -> None:
             ["taskset", "-c", bench.LOAD_CPU, str(PROFILING / "watch-fanout"),
              "--url", f"http://127.0.0.1:{server.port}", "--pid", str(server.proc.pid),
              "--streams", str(streams), "--per-conn", "1000", "--admin", f"127.0.0.1:{server.admin}",
-             "--pause-before-flip", "2", "--timeout-secs", "120"],
+             "--pause-before-flip", "2", "--hold-after-flip", "6", "--timeout-secs", "120"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         # Whole lines only: the cue comes once every stream is open.
@@ -105,6 +105,7 @@ def flip(peer: bench.Peer, streams: int, tmp: Path) -> None:
                 break
         else:
             sys.exit(f"watch-fanout ended before the flip: {fanout.wait()}")
+        # From the cue: 2 s of idle (no samples), the flip, then streams held open.
         perf = record(server.proc.pid, 5, tmp / "perf.data")
         out, err = fanout.communicate(timeout=180)
         if fanout.returncode != 0 or perf.wait(60) != 0:

@@ -5,14 +5,15 @@
 //! Usage:
 //! `watch-fanout --url http://127.0.0.1:PORT --pid SERVER_PID --streams N
 //!  [--per-conn 1000] [--service bench] [--admin 127.0.0.1:ADMIN_PORT | --signal yes]
-//!  [--timeout-secs 120] [--pause-before-flip SECS]`
+//!  [--timeout-secs 120] [--pause-before-flip SECS] [--hold-after-flip SECS]`
 //!
 //! The flip goes through healthweb's admin API (`--admin`), or, for the
 //! tonic-default peer, a SIGUSR1 to `--pid` (`--signal`). One JSON object goes to
 //! stdout: server RSS idle, with all streams open and after they all left (KiB),
 //! and the notify latencies (ms) from the flip to each stream's message, with the
 //! CPU time server and client spent meanwhile. `--pause-before-flip` waits with
-//! every stream open, to attach a profiler.
+//! every stream open, to attach a profiler, and `--hold-after-flip` keeps them
+//! open after, so that the profile ends before the streams do.
 //!
 //! The client is lean on purpose, so that the latency is the server's: raw `h2`,
 //! one task per connection that drives all of its streams, on one thread. A tonic
@@ -139,6 +140,11 @@ async fn main() {
     let (server_cpu, client_cpu) = (cpu_ms(&pid) - server_cpu, cpu_ms("self") - client_cpu);
     latencies.sort();
 
+    let hold = flags.num("hold-after-flip", 0);
+    if hold > 0 {
+        // Keeps the teardown out of a profile of the flip.
+        tokio::time::sleep(Duration::from_secs(hold)).await;
+    }
     let _ = leave_tx.send(true);
     for task in tasks {
         let _ = task.await;
