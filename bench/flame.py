@@ -63,7 +63,7 @@ def svg(data: Path, title: str, out: Path) -> None:
                             capture_output=True, check=True).stdout
     samples = script.stdout.count(b"\n\n")  # perf script ends each sample's stack with a blank line
     graph = subprocess.run(["inferno-flamegraph", "--title", f"{title} ({samples} samples at 997 Hz)",
-                            "--width", "1600"],
+                            "--width", "1600", "--minwidth", "0.1"],
                            input=folded, capture_output=True, check=True).stdout
     out.write_bytes(graph)
     bench.log(f"wrote {out.relative_to(bench.ROOT)} ({samples} samples)")
