@@ -71,7 +71,9 @@ async fn main() {
     let idle = rss_kib(&pid);
 
     let started = Instant::now();
-    let request = grpc_frame(&HealthCheckRequest { service });
+    let request = grpc_frame(&HealthCheckRequest {
+        service: service.clone(),
+    });
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (leave_tx, leave_rx) = watch::channel(false);
     let connections = streams.div_ceil(per_conn);
