@@ -28,6 +28,8 @@ use tokio::time::{Instant, Sleep};
 use tonic::Status;
 use tower::{Layer, Service};
 
+use crate::routes::BoxFuture;
+
 /// Adds [`CallDeadline`] to a gRPC service.
 #[derive(Debug, Clone, Copy)]
 pub struct CallDeadlineLayer {
@@ -52,8 +54,6 @@ pub struct CallDeadline<S> {
     inner: S,
     request_body_timeout: Duration,
 }
-
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
 impl<S, B> Service<Request<B>> for CallDeadline<S>
 where

@@ -38,6 +38,7 @@ use tower::{Layer, Service};
 use crate::{
     monitor::ProbeObserver,
     registry::{HealthRegistry, Observer, Reason},
+    routes::BoxFuture,
 };
 
 /// Every gRPC method served: path, service, method, go-grpc-prometheus type.
@@ -372,8 +373,6 @@ pub struct GrpcMetrics<S> {
     inner: S,
     metrics: Metrics,
 }
-
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
 impl<S, B> Service<Request<B>> for GrpcMetrics<S>
 where

@@ -264,7 +264,9 @@ where
     })
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+/// The app's answer, and its layers' (deadline, metrics), boxed.
+pub(crate) type BoxFuture =
+    Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
 impl<B> Service<Request<B>> for Dispatch
 where
