@@ -538,10 +538,14 @@ async fn drain(mut body: Incoming, linger: Linger) {
 #[derive(Clone, Default)]
 struct Streams(Arc<NewStreams>);
 
+/// What the executor and the connection's task share.
 #[derive(Default)]
 struct NewStreams {
     queue: Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>,
-    waker: futures_util::task::AtomicWaker,
+    /// The connection's task, woken for a new stream and by its streams.
+    task: futures_util::task::AtomicWaker,
+    /// Set when a stream wakes the task, so a poll knows to go back to them.
+    woken: AtomicBool,
 }
 
 impl<F: Future<Output = ()> + Send + 'static> hyper::rt::Executor<F> for Streams {
@@ -551,56 +555,47 @@ impl<F: Future<Output = ()> + Send + 'static> hyper::rt::Executor<F> for Streams
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Box::pin(stream));
-        self.0.waker.wake();
+        self.0.task.wake();
+    }
+}
+
+/// The waker a connection's streams are polled with.
+impl futures_util::task::ArcWake for NewStreams {
+    fn wake_by_ref(this: &Arc<Self>) {
+        this.woken.store(true, Ordering::Release);
+        this.task.wake();
     }
 }
 
 impl Streams {
     fn running(&self) -> Running {
         Running {
-            new: self.0.clone(),
+            shared: self.0.clone(),
             streams: futures_util::stream::FuturesUnordered::new(),
-            woken: Arc::default(),
         }
     }
 }
 
 /// Polls a connection's streams; never finishes.
 struct Running {
-    new: Arc<NewStreams>,
+    shared: Arc<NewStreams>,
     streams: futures_util::stream::FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send>>>,
-    woken: Arc<Woken>,
 }
 
 /// How many times one poll goes back to streams that woke themselves, at most.
 const ROUNDS: usize = 1024;
-
-/// The waker the streams' set is polled with: it notes that it was woken, and
-/// wakes the connection's task.
-#[derive(Default)]
-struct Woken {
-    flag: AtomicBool,
-    task: futures_util::task::AtomicWaker,
-}
-
-impl futures_util::task::ArcWake for Woken {
-    fn wake_by_ref(this: &Arc<Self>) {
-        this.flag.store(true, Ordering::Release);
-        this.task.wake();
-    }
-}
 
 impl Future for Running {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         use futures_util::StreamExt;
-        self.new.waker.register(cx.waker());
-        let new = std::mem::take(&mut *self.new.queue.lock().unwrap_or_else(|e| e.into_inner()));
-        self.streams.extend(new);
-        self.woken.task.register(cx.waker());
-        let woken = self.woken.clone();
-        let waker = futures_util::task::waker_ref(&woken);
+        let Running { shared, streams } = &mut *self;
+        shared.task.register(cx.waker());
+        streams.extend(std::mem::take(
+            &mut *shared.queue.lock().unwrap_or_else(|e| e.into_inner()),
+        ));
+        let waker = futures_util::task::waker_ref(shared);
         let mut inner = Context::from_waker(&waker);
         // FuturesUnordered stops after two streams that wake themselves while
         // polled, and an HTTP/2 stream does that whenever h2 grants it send
@@ -608,10 +603,10 @@ impl Future for Running {
         // streams' frames at a time (40,000 writes for a 100k flip). Going back
         // keeps a change's frames together, in a few writes per connection.
         for _ in 0..ROUNDS {
-            woken.flag.store(false, Ordering::Relaxed);
+            shared.woken.store(false, Ordering::Relaxed);
             // Ready(None) only means "empty for now": new streams come through the queue.
-            while let Poll::Ready(Some(())) = self.streams.poll_next_unpin(&mut inner) {}
-            if !woken.flag.load(Ordering::Acquire) {
+            while let Poll::Ready(Some(())) = streams.poll_next_unpin(&mut inner) {}
+            if !shared.woken.load(Ordering::Acquire) {
                 break;
             }
         }
