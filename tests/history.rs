@@ -16,12 +16,11 @@ use healthweb_proto::{
 };
 use http::Method;
 use nix::sys::signal::Signal;
-use prost::Message;
 use tonic::transport::Channel;
 
 use crate::{
     interop::python,
-    util::{Binary, TestServer, Wire, client, decode_web, frame, raw, req, run_cli, within},
+    util::{Binary, TestServer, Wire, client, raw, req, run_cli, web_unary, within},
 };
 
 async fn history(url: &str) -> HistoryClient<Channel> {
@@ -112,17 +111,7 @@ async fn admin_changes_come_back_over_grpc_grpc_web_and_grpcio() {
         limit: 2,
         ..TransitionsRequest::default()
     };
-    let web = raw(
-        Wire::Http1,
-        &url,
-        Method::POST,
-        &[("content-type", "application/grpc-web+proto")],
-        frame(&request),
-    )
-    .await;
-    let reply = decode_web(&web);
-    assert_eq!(reply.grpc_status(), Some("0"));
-    let web = TransitionsResponse::decode(reply.messages[0].clone()).unwrap();
+    let web: TransitionsResponse = web_unary(&url, &request).await;
     assert_eq!(web.transitions.len(), 2);
     assert!(web.truncated, "a limit of 2 leaves the third out");
 

@@ -2,11 +2,9 @@
 //! over native gRPC (v1 and v1alpha) and over gRPC-Web.
 
 use futures_util::StreamExt;
-use http::Method;
-use prost::Message;
 use tonic_reflection::pb::{v1, v1alpha};
 
-use crate::util::{TestServer, Wire, decode_web, frame, raw, within};
+use crate::util::{TestServer, web_unary, within};
 
 #[tokio::test]
 async fn v1_lists_health_and_serves_its_file() {
@@ -76,17 +74,7 @@ async fn v1alpha_over_grpc_web_lists_health() {
         "{}/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
         server.url()
     );
-    let raw = raw(
-        Wire::Http1,
-        &url,
-        Method::POST,
-        &[("content-type", "application/grpc-web+proto")],
-        frame(&request),
-    )
-    .await;
-    let reply = decode_web(&raw);
-    assert_eq!(reply.grpc_status(), Some("0"));
-    let response = v1alpha::ServerReflectionResponse::decode(reply.messages[0].clone()).unwrap();
+    let response: v1alpha::ServerReflectionResponse = web_unary(&url, &request).await;
     let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
         response.message_response
     else {

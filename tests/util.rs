@@ -322,6 +322,23 @@ pub fn frame(message: &impl Message) -> Bytes {
     out.into()
 }
 
+/// One unary call at `url` as a browser makes it (gRPC-Web binary, HTTP/1.1): the
+/// call must end with grpc-status 0; its first message, decoded.
+pub async fn web_unary<M: Message + Default>(url: &str, request: &impl Message) -> M {
+    let reply = decode_web(
+        &raw(
+            Wire::Http1,
+            url,
+            http::Method::POST,
+            &[("content-type", "application/grpc-web+proto")],
+            frame(request),
+        )
+        .await,
+    );
+    assert_eq!(reply.grpc_status(), Some("0"), "{reply:?}");
+    M::decode(reply.messages[0].clone()).unwrap()
+}
+
 /// Splits a gRPC-Web body into its messages and trailers.
 pub fn decode_web(raw: &Raw) -> WebReply {
     let mut trailers: Vec<(String, String)> = ["grpc-status", "grpc-message"]
