@@ -194,7 +194,12 @@ async fn close_ends_a_watch() {
     handle.close();
     // Three toggles of the 500 ms flip would arrive in this time were the stream still open.
     sleep(1500).await;
-    assert_eq!(seen.borrow().len(), at_close, "updates after close(): {:?}", seen.borrow());
+    assert_eq!(
+        seen.borrow().len(),
+        at_close,
+        "updates after close(): {:?}",
+        seen.borrow()
+    );
 }
 
 #[wasm_bindgen_test]
