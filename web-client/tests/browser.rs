@@ -270,26 +270,29 @@ fn is_status(value: &JsValue) -> bool {
         .is_some_and(|s| statuses.contains(&s.as_str()))
 }
 
+/// `flip`'s history, asked with `options` once it holds at least three transitions: flip
+/// changes every 500 ms and History writes once a second, so the first test to ask may be
+/// early.
+async fn flip_history(client: &HealthClient, options: Option<Object>) -> JsValue {
+    for _ in 0..50 {
+        let everything = settle(client.history("flip".into(), None)).await.unwrap();
+        if array(&everything, "transitions").length() >= 3 {
+            return settle(client.history("flip".into(), options))
+                .await
+                .unwrap();
+        }
+        sleep(100).await;
+    }
+    panic!("flip had fewer than 3 transitions after 5 s");
+}
+
 /// Every field the typings promise, with its type, on `flip`'s history: the admin API's
 /// changes (cause ADMIN), newest first, and a bar of 48 buckets by default.
 #[wasm_bindgen_test]
 async fn history_has_transitions_and_uptime_as_typed() {
     let client = client(server(), &[("timeoutMs", 5000.into())]);
-    // flip changes every 500 ms and History writes once a second: give it a few.
-    let mut history = JsValue::UNDEFINED;
-    for _ in 0..50 {
-        history = settle(client.history("flip".into(), None)).await.unwrap();
-        if array(&history, "transitions").length() >= 3 {
-            break;
-        }
-        sleep(100).await;
-    }
+    let history = flip_history(&client, None).await;
     let transitions = array(&history, "transitions");
-    assert!(
-        transitions.length() >= 3,
-        "{} transitions",
-        transitions.length()
-    );
     let mut previous = f64::INFINITY;
     for transition in transitions.iter() {
         let at = number(&transition, "atUnixMs");
@@ -340,9 +343,7 @@ async fn history_has_transitions_and_uptime_as_typed() {
 async fn history_options_shape_the_answer() {
     let client = client(server(), &[]);
     let options = history_options(&[("limit", 2.into()), ("buckets", 4.into())]);
-    let history = settle(client.history("flip".into(), options))
-        .await
-        .unwrap();
+    let history = flip_history(&client, options).await;
     assert_eq!(array(&history, "transitions").length(), 2);
     assert_eq!(get(&history, "truncated"), true);
     assert_eq!(array(&get(&history, "uptime"), "buckets").length(), 4);
