@@ -285,19 +285,16 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         match classify(req.method(), req.version(), req.uri(), req.headers()) {
             Kind::Grpc => match fast::Wire::of(req.headers()) {
-                Some(wire) if req.uri().path() == fast::CHECK => {
+                Some(wire) if [fast::CHECK, fast::WATCH].contains(&req.uri().path()) => {
+                    let watch = req.uri().path() == fast::WATCH;
                     let (fast, mut grpc) = (self.fast.clone(), self.grpc.clone());
                     Box::pin(async move {
-                        match fast.check(req, wire).await {
-                            Ok(response) => Ok(response),
-                            Err(passed) => general(&mut grpc, passed).await,
-                        }
-                    })
-                }
-                Some(wire) if req.uri().path() == fast::WATCH => {
-                    let (fast, mut grpc) = (self.fast.clone(), self.grpc.clone());
-                    Box::pin(async move {
-                        match fast.watch(req, wire).await {
+                        let answered = if watch {
+                            fast.watch(req, wire).await
+                        } else {
+                            fast.check(req, wire).await
+                        };
+                        match answered {
                             Ok(response) => Ok(response),
                             Err(passed) => general(&mut grpc, passed).await,
                         }
