@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""`make link-order`: which functions healthweb runs, in the order the linker should lay them out.
+
+Idle RSS follows how far apart the code that runs lies in the binary, not how much of
+it runs: the kernel maps a binary's text a page-cache folio at a time (64 KiB or more
+around each fault), so a few hundred small functions spread over 4.7 MiB of text map
+nearly all of it. With the functions that run put next to each other, the same run maps
+a third as much (BENCHMARKS.md). This script finds them; server/build.rs hands the list
+to the linker (lld's `--symbol-ordering-file`) for release builds.
+
+It builds target/release/healthweb and runs it as `make bench` does, under valgrind's
+callgrind, which counts every function that runs, however rarely, in two phases:
+
+1. start, one Check over h2c, a second and a half of idle: what every start runs;
+2. then one call in every wire (gRPC-Web binary over HTTP/2 and HTTP/1.1, text), a
+   Watch that sees a change, History, /healthz, /metrics, a badge, the status page,
+   and the drain on SIGTERM: what a server in use runs.
+
+server/link-order.txt lists phase 1's functions, then phase 2's new ones; the rest of
+the binary follows in the linker's own order. Symbol names carry Cargo's hash of the
+crate, its version and the release profile: after a toolchain, dependency or profile
+change, rerun this (lld skips names it cannot find; this script says how many match).
+
+Usage: python3 bench/link_order.py
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as bench  # noqa: E402  (the bench's server, its Check by curl, its logging)
+
+OUT = bench.ROOT / "server" / "link-order.txt"
+# Code every start runs that callgrind names otherwise: valgrind calls what runs
+# before `main` "(below main)", and glibc links `atexit` in from a static archive.
+ALWAYS = ["_start", "atexit"]
+HEALTHWEB = bench.RELEASE / "healthweb"
+
+
+def install() -> None:
+    if not shutil.which("valgrind"):
+        bench.log("installing valgrind (apt)")
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        bench.run([*sudo, "apt-get", "install", "-y", "-qq", "valgrind"],
+                  env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    bench.log("cargo build --release (healthweb)")
+    bench.run(["cargo", "build", "--release", "-p", "healthweb-server", "--bin", "healthweb"], cwd=bench.ROOT)
+
+
+def functions(profile: Path) -> list[str]:
+    """The functions of healthweb's own binary that ran, as linker symbols, most
+    instructions first. Callgrind names each file, object and function once as
+    `fn=(id) name` and by `(id)` after that."""
+    names: dict[str, dict[str, str]] = {"ob": {}, "fn": {}}
+    cost: dict[str, int] = {}
+    ob = fn = None
+    ours = False
+    for line in profile.read_text(errors="replace").splitlines():
+        m = re.match(r"^(c?)(ob|fn)=\((\d+)\)(?: (.*))?$", line)
+        if m:
+            callee, kind, ident, name = m.groups()
+            if name is not None:
+                names[kind][ident] = name
+            if not callee and kind == "ob":
+                ob = names["ob"][ident]
+                ours = Path(ob).resolve() == HEALTHWEB.resolve()
+            elif not callee and kind == "fn":
+                fn = names["fn"][ident]
+            continue
+        if ours and fn and line[:1] and line[0] in "0123456789+-*":
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                cost[fn] = cost.get(fn, 0) + int(parts[1])
+    return sorted(cost, key=lambda f: -cost[f])
+
+
+def symbols() -> dict[str, int]:
+    """Every function symbol in the binary, with its size."""
+    out = bench.run(["nm", "-S", "--defined-only", str(HEALTHWEB)])
+    return {p[3]: int(p[1], 16) for p in (l.split() for l in out.splitlines()) if len(p) == 4 and p[2] in "tTwW"}
+
+
+def curl(*args: str) -> None:
+    bench.run(["curl", "-sS", "--max-time", "60", "-o", "/dev/null", *args])
+
+
+def use(server: bench.Server, tmp: Path) -> None:
+    """Phase 2: a server in use, every wire and page once."""
+    base = f"http://127.0.0.1:{server.port}"
+    for mode in ("web-h2", "web-h1", "text-h1"):
+        bench.check_one(server, mode)
+    for path in ("/healthz", "/metrics", "/badge/bench.svg", "/", "/app.js", "/style.css"):
+        curl(base + path)
+    history = tmp / "history"
+    history.write_bytes(b"\0\0\0\0\x07\x0a\x05bench")  # {service: "bench"}
+    for method in ("Transitions", "Uptime"):
+        curl("--http1.1", "-H", "content-type: application/grpc-web+proto", "--data-binary", f"@{history}",
+             f"{base}/healthweb.v1.History/{method}")
+    watch = tmp / "watch"
+    watch.write_bytes(b"\0\0\0\0\x07\x0a\x05bench")
+    # A Watch that hears one change, then ends at its deadline.
+    watcher = subprocess.Popen(
+        ["curl", "-sS", "--max-time", "60", "--http2-prior-knowledge", "-H", "content-type: application/grpc",
+         "-H", "te: trailers", "-H", "grpc-timeout: 20S", "--data-binary", f"@{watch}", "-o", "/dev/null",
+         f"{base}/grpc.health.v1.Health/Watch"])
+    time.sleep(5)
+    for status in ("NOT_SERVING", "SERVING"):
+        bench.run([str(HEALTHWEB), "set", "--admin", f"127.0.0.1:{server.admin}", "bench", status])
+    if watcher.wait(90) != 0:
+        sys.exit("the Watch under callgrind failed")
+
+
+def main() -> None:
+    install()
+    peer = {p.name: p for p in bench.peers()}["healthweb"]
+    history = str(bench.HISTORY_DIR / "link-order.db")
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        command = peer.command
+        starts, later = [], []
+        # The first start creates the history; the others find it left by a kill,
+        # as every start after the first does (`make bench` kills with SIGKILL).
+        # Three starts: what a start runs depends a little on timing.
+        for n in range(3):
+            last = n == 2
+            profile = tmp / f"start{n}.out"
+            peer.command = ["valgrind", "--tool=callgrind", "--demangle=no", "--dump-instr=no",
+                            f"--callgrind-out-file={profile}", *(a.replace("{history}", history) for a in command)]
+            bench.log(f"healthweb under callgrind, start {n + 1} of 3: one Check by curl, one by tonic, idle")
+            server = bench.start(peer)
+            try:
+                bench.check_one(server, "grpc-h2c")
+                bench.run([str(HEALTHWEB), "check", "--addr", f"http://127.0.0.1:{server.port}"])
+                time.sleep(1.5)
+                bench.run(["callgrind_control", "--dump=start", str(server.proc.pid)])
+                if last:
+                    bench.log("every wire, History, the pages, a Watch, the drain")
+                    use(server, tmp)
+                    server.proc.terminate()
+                    if server.proc.wait(60) != 0:
+                        sys.exit(f"healthweb under callgrind exited with {server.proc.returncode}")
+                else:
+                    server.proc.kill()
+            finally:
+                server.stop()
+            # Callgrind numbers a dump on request `.1`; the one at exit has no number.
+            starts.append(functions(Path(f"{profile}.1")))
+            if last:
+                later = functions(profile)
+    known = symbols()
+    ran = {f: -1 for f in ALWAYS}
+    for names in starts:
+        for i, f in enumerate(names):
+            ran[f] = min(i, ran.get(f, i))
+    first = sorted((f for f in ran if f in known), key=ran.get)
+    seen = set(first)
+    rest = [f for f in later if f in known and f not in seen]
+    kib = lambda names: sum(known[f] for f in names) / 1024  # noqa: E731
+    header = [
+        "# healthweb's release link order: generated by `make link-order` (bench/link_order.py).",
+        f"# {len(first)} functions run by a start, one Check and a second of idle ({kib(first):.0f} KiB),",
+        f"# then {len(rest)} more run by a server in use ({kib(rest):.0f} KiB), of {sum(known.values()) / 1024:.0f} KiB of text.",
+    ]
+    OUT.write_text("\n".join([*header, *first, *rest]) + "\n")
+    bench.log(f"wrote {OUT.relative_to(bench.ROOT)}: {len(first)} + {len(rest)} functions, "
+              f"{kib(first):.0f} + {kib(rest):.0f} KiB of {sum(known.values()) / 1024:.0f} KiB")
+
+
+if __name__ == "__main__":
+    main()
