@@ -481,7 +481,16 @@ def footprint(all_peers: list[Peer], runs: int) -> dict:
             run(["strip", "-o", str(stripped), str(path)])
             out[name]["binary"] = path.stat().st_size
             out[name]["stripped"] = stripped.stat().st_size
+    out["healthweb"]["link_order"] = link_order_found(RELEASE / "healthweb")
     return out
+
+
+def link_order_found(binary: Path) -> tuple[int, int]:
+    """How many of server/link-order.txt's functions the release binary still has
+    by those names (a stale list is skipped by the linker, and idle RSS grows)."""
+    listed = [l for l in (ROOT / "server" / "link-order.txt").read_text().splitlines() if l and not l.startswith("#")]
+    names = {p[-1] for p in (l.split() for l in run(["nm", "--defined-only", str(binary)]).splitlines()) if p}
+    return sum(1 for f in listed if f in names), len(listed)
 
 
 # The browser builds as web-client/build.sh ships them (`make pkg pkg-lite`).
@@ -711,6 +720,9 @@ def report(args, thr: dict, fan: list[dict], flap: dict | None, foot: dict, size
         idle, stripped = ours["idle_kib"] / 1024, ours["stripped"] / 1e6
         lines += ["", f"Goals: idle RSS {idle:.1f} MiB ({'met' if idle <= 6 else 'short'}: <= 6 MiB); "
                       f"binary {stripped:.2f} MB stripped ({'met' if stripped < 8.4 else 'short'}: < 8.4 MB)."]
+        found, listed = ours["link_order"]
+        lines += ["", f"Link order (`server/link-order.txt`, `make link-order`): {found} of {listed} functions "
+                      "found in the binary by name" + ("." if found == listed else "; rerun `make link-order`.")]
 
     lines += browser_lines(size)
 
