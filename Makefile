@@ -92,7 +92,7 @@ size-deps:
 bench: pkg pkg-lite
 	python3 bench/run.py
 
-## link-order: rerun the release binary under callgrind and rewrite server/link-order.txt,
+## link-order: rerun the release binary under callgrind and rewrite server/link-order.ld,
 ## the functions a start and a Check run, which server/build.rs has the linker put together
 link-order:
 	python3 bench/link_order.py

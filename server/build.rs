@@ -1,33 +1,34 @@
 //! Links the release `healthweb` for a small resident footprint, where the linker
 //! is the one Rust ships (rust-lld, the default for x86_64 Linux since Rust 1.90):
 //!
-//! - `--symbol-ordering-file=link-order.txt` puts the functions a start and a Check
-//!   run next to each other. The kernel maps text a page-cache folio (64 KiB or
-//!   more) around each fault, so scattered, they map nearly all 4.7 MiB of it.
-//!   `make link-order` regenerates the list; names it no longer matches are
-//!   skipped, which costs memory, never correctness.
+//! - `link-order.ld`, a linker script, puts the functions a start and a Check run
+//!   next to each other. The kernel maps text a page-cache folio (64 KiB or more)
+//!   around each fault, so scattered, they map nearly all 4.7 MiB of it. `make
+//!   link-order` regenerates it; a function it no longer matches stays where the
+//!   linker puts it, which costs memory, never correctness.
 //! - `-z pack-relative-relocs` (RELR) stores the 16,000 relative relocations of a
 //!   position-independent binary in a few KiB instead of 370 KiB, all of which the
 //!   loader reads at every start. It needs glibc 2.36 to run.
 //!
 //! Anything else (another linker, target or glibc, a debug build) links as usual.
 
-use std::{env, process::Command};
+use std::{env, path::Path, process::Command};
 
 fn main() {
-    println!("cargo:rerun-if-changed=link-order.txt");
+    println!("cargo:rerun-if-changed=link-order.ld");
     for var in ["RUSTC_LINKER", "CARGO_ENCODED_RUSTFLAGS"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
     if env::var("PROFILE").as_deref() != Ok("release") || !rust_lld() {
         return;
     }
-    let order = format!("{}/link-order.txt", env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
-    for arg in [
-        format!("--symbol-ordering-file={order}"),
-        "--no-warn-symbol-ordering".into(),
-    ] {
-        println!("cargo:rustc-link-arg-bin=healthweb=-Wl,{arg}");
+    let order =
+        Path::new(&env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).join("link-order.ld");
+    if order.exists() {
+        println!(
+            "cargo:rustc-link-arg-bin=healthweb=-Wl,-T,{}",
+            order.display()
+        );
     }
     if glibc_at_least(2, 36) {
         println!("cargo:rustc-link-arg-bin=healthweb=-Wl,-z,pack-relative-relocs");
@@ -50,7 +51,13 @@ fn rustc_minor() -> Option<u32> {
     let out = Command::new(rustc).arg("--version").output().ok()?;
     // "rustc 1.95.0 (59807616e 2026-04-14)"
     let version = String::from_utf8(out.stdout).ok()?;
-    version.split_whitespace().nth(1)?.split('.').nth(1)?.parse().ok()
+    version
+        .split_whitespace()
+        .nth(1)?
+        .split('.')
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// The glibc this build will run on, when it is the one building it.
