@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -35,11 +34,7 @@ DOCS = bench.ROOT / "docs"
 
 
 def install() -> None:
-    if not shutil.which("perf"):
-        bench.log("installing linux-perf (apt)")
-        sudo = [] if os.geteuid() == 0 else ["sudo"]
-        bench.run([*sudo, "apt-get", "install", "-y", "-qq", "linux-perf"],
-                  env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    bench.apt_install("perf", "linux-perf")
     if not shutil.which("inferno-flamegraph"):
         bench.log("cargo install inferno")
         bench.run(["cargo", "install", "inferno", "--locked"])

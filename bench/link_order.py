@@ -32,9 +32,7 @@ Usage: python3 bench/link_order.py
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,11 +47,7 @@ HEALTHWEB = bench.RELEASE / "healthweb"
 
 
 def install() -> None:
-    if not shutil.which("valgrind"):
-        bench.log("installing valgrind (apt)")
-        sudo = [] if os.geteuid() == 0 else ["sudo"]
-        bench.run([*sudo, "apt-get", "install", "-y", "-qq", "valgrind"],
-                  env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    bench.apt_install("valgrind", "valgrind")
     bench.log("cargo build --release --bin healthweb (as make server)")
     bench.run(["cargo", "build", "--release", "--bin", "healthweb"], cwd=bench.ROOT)
 

@@ -355,12 +355,17 @@ def load(server: Server, mode: str, seconds: int, tmp: Path) -> dict:
 # ---------------------------------------------------------------- phases
 
 
+def apt_install(tool: str, package: str) -> None:
+    """Installs Debian's `package` when `tool` is not on PATH."""
+    if not shutil.which(tool):
+        log(f"installing {package} (apt)")
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        run([*sudo, "apt-get", "install", "-y", "-qq", package], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
 def install(skip_build: bool) -> None:
     for tool, package in (("h2load", "nghttp2-client"), ("curl", "curl"), ("taskset", "util-linux")):
-        if not shutil.which(tool):
-            log(f"installing {package} (apt)")
-            sudo = [] if os.geteuid() == 0 else ["sudo"]
-            run([*sudo, "apt-get", "install", "-y", "-qq", package], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        apt_install(tool, package)
     if not (PEERS / "node_modules" / ".package-lock.json").exists() or (
         (PEERS / "package-lock.json").stat().st_mtime
         > (PEERS / "node_modules" / ".package-lock.json").stat().st_mtime
