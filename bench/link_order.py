@@ -183,8 +183,10 @@ def write(first: list[str], rest: list[str], summary: list[str]) -> None:
     instance of a generic function, after the exact ones."""
 
     def block(names: list[str], done: set[str]) -> list[str]:
+        # Sorted: within one list lld keeps the input order anyway, and a rerun then
+        # changes only the names that changed.
         lines = []
-        for name in names:
+        for name in sorted(names):
             if name not in done:
                 done.add(name)
                 lines.append(f"      .text.{name} .text.*.{name}")
