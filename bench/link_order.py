@@ -52,13 +52,13 @@ def install() -> None:
     bench.run(["cargo", "build", "--release", "--bin", "healthweb"], cwd=bench.ROOT)
 
 
-def functions(profile: Path) -> list[str]:
-    """The functions of healthweb's own binary that ran, as linker symbols, most
-    instructions first. Callgrind names each file, object and function once as
-    `fn=(id) name` and by `(id)` after that."""
+def functions(profile: Path) -> set[str]:
+    """The functions of healthweb's own binary that ran, as linker symbols.
+    Callgrind names each file, object and function once as `fn=(id) name` and by
+    `(id)` after that; a function ran if a cost line follows its `fn=`."""
     names: dict[str, dict[str, str]] = {"ob": {}, "fn": {}}
-    cost: dict[str, int] = {}
-    ob = fn = None
+    ran: set[str] = set()
+    fn = None
     ours = False
     for line in profile.read_text(errors="replace").splitlines():
         m = re.match(r"^(c?)(ob|fn)=\((\d+)\)(?: (.*))?$", line)
@@ -67,16 +67,16 @@ def functions(profile: Path) -> list[str]:
             if name is not None:
                 names[kind][ident] = name
             if not callee and kind == "ob":
-                ob = names["ob"][ident]
-                ours = Path(ob).exists() and Path(ob).samefile(HEALTHWEB)
+                ob = Path(names["ob"][ident])
+                ours = ob.exists() and ob.samefile(HEALTHWEB)
             elif not callee and kind == "fn":
                 fn = names["fn"][ident]
             continue
         if ours and fn and line[:1] and line[0] in "0123456789+-*":
             parts = line.split()
-            if len(parts) >= 2 and parts[1].isdigit():
-                cost[fn] = cost.get(fn, 0) + int(parts[1])
-    return sorted(cost, key=lambda f: -cost[f])
+            if len(parts) >= 2 and parts[1].isdigit() and int(parts[1]) > 0:
+                ran.add(fn)
+    return ran
 
 
 def symbols() -> dict[str, int]:
@@ -96,17 +96,16 @@ def use(server: bench.Server, tmp: Path) -> None:
         bench.check_one(server, mode)
     for path in ("/healthz", "/metrics", "/badge/bench.svg", "/", "/app.js", "/style.css"):
         curl(base + path)
-    history = tmp / "history"
-    history.write_bytes(b"\0\0\0\0\x07\x0a\x05bench")  # {service: "bench"}
+    # {service: "bench"}, one gRPC frame: the request of History's calls and of Watch.
+    bench_request = tmp / "bench-request"
+    bench_request.write_bytes(b"\0\0\0\0\x07\x0a\x05bench")
     for method in ("Transitions", "Uptime"):
-        curl("--http1.1", "-H", "content-type: application/grpc-web+proto", "--data-binary", f"@{history}",
+        curl("--http1.1", "-H", "content-type: application/grpc-web+proto", "--data-binary", f"@{bench_request}",
              f"{base}/healthweb.v1.History/{method}")
-    watch = tmp / "watch"
-    watch.write_bytes(b"\0\0\0\0\x07\x0a\x05bench")
     # A Watch that hears one change, then ends at its deadline.
     watcher = subprocess.Popen(
         ["curl", "-sS", "--max-time", "60", "--http2-prior-knowledge", "-H", "content-type: application/grpc",
-         "-H", "te: trailers", "-H", "grpc-timeout: 20S", "--data-binary", f"@{watch}", "-o", "/dev/null",
+         "-H", "te: trailers", "-H", "grpc-timeout: 20S", "--data-binary", f"@{bench_request}", "-o", "/dev/null",
          f"{base}/grpc.health.v1.Health/Watch"])
     time.sleep(5)
     for status in ("NOT_SERVING", "SERVING"):
@@ -122,7 +121,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         command = peer.command
-        starts, later = [], []
+        ran: set[str] = set()
+        later: set[str] = set()
         # The first start creates the history; the others find it left by a kill,
         # as every start after the first does (`make bench` kills with SIGKILL).
         # Three starts: what a start runs depends a little on timing.
@@ -149,19 +149,14 @@ def main() -> None:
             finally:
                 server.stop()
             # Callgrind numbers a dump on request `.1`; the one at exit has no number.
-            starts.append(functions(Path(f"{profile}.1")))
+            ran |= functions(Path(f"{profile}.1"))
             if last:
                 later = functions(profile)
     known = symbols()
-    ran: dict[str, int] = {}
-    for names in starts:
-        for i, f in enumerate(names):
-            ran[f] = min(i, ran.get(f, i))
-    first = sorted((f for f in ran if f in known), key=ran.get)
+    first = ran & known.keys()
     if len(first) < 500:
         sys.exit(f"callgrind saw only {len(first)} of healthweb's functions run at start; is {HEALTHWEB} the binary it ran?")
-    seen = set(first)
-    rest = [f for f in later if f in known and f not in seen]
+    rest = (later - first) & known.keys()
     kib = lambda names: sum(known[f] for f in names) / 1024  # noqa: E731
     write(first, rest, [
         f"{len(first)} functions run by a start, one Check and a second of idle ({kib(first):.0f} KiB),",
@@ -171,18 +166,19 @@ def main() -> None:
               f"{kib(first):.0f} + {kib(rest):.0f} KiB of {sum(known.values()) / 1024:.0f} KiB")
 
 
-def write(first: list[str], rest: list[str], summary: list[str]) -> None:
+def write(first: set[str], rest: set[str], summary: list[str]) -> None:
     """A linker script for lld that puts the functions of `first`, then those of
     `rest`, at the start of `.text`; the rest of `.text` follows them, and everything
     else keeps the linker's default layout (INSERT). (An output section of their own
-    would do the same, but valgrind names no function outside `.text`.) A function is matched by its section,
-    `.text.NAME` (or `.text.unlikely.NAME` and the like): first by its exact name, then
-    by a pattern with the parts of NAME a rebuild changes as wildcards. Exact names are
+    would do the same, but valgrind names no function outside `.text`.) A function is
+    matched by its section, `.text.NAME` (or `.text.unlikely.NAME` and the like): first
+    by its exact name, then by a pattern with the parts of NAME a rebuild changes as
+    wildcards. Exact names are
     the tightest layout, but only the build they came from has them; the patterns
     outlive toolchain, dependency and feature changes, at the price of taking in every
     instance of a generic function, after the exact ones."""
 
-    def block(names: list[str], done: set[str]) -> list[str]:
+    def block(names: set[str], done: set[str]) -> list[str]:
         # Sorted: within one list lld keeps the input order anyway, and a rerun then
         # changes only the names that changed.
         lines = []
@@ -206,7 +202,7 @@ def write(first: list[str], rest: list[str], summary: list[str]) -> None:
     ]
     for what, names in (("a start", first), ("a server in use", rest)):
         script += [f"    /* What {what} runs: exact names, then patterns. */",
-                   *block(names, done), *block([bench.link_pattern(n) for n in names], done)]
+                   *block(names, done), *block({bench.link_pattern(n) for n in names}, done)]
     script += ["  }", "}", "INSERT BEFORE .init;"]
     OUT.write_text("\n".join(script) + "\n")
 
