@@ -15,7 +15,7 @@ PKG := www/pkg
 PKG_LITE := www/pkg-lite
 TARGET_DIR = $${CARGO_TARGET_DIR:-target}
 
-.PHONY: run build server pkg pkg-lite test test-deps wasm-deps browser-deps python-deps size-deps lint size size-report bench flame link-order fuzz
+.PHONY: run build server pkg pkg-lite test test-deps wasm-deps browser-deps python-deps size-deps lint size size-report bench flame fuzz
 
 ## run: build everything, then serve the status page on http://127.0.0.1:8080
 run: build
@@ -91,11 +91,6 @@ size-deps:
 ## bench: healthweb next to tonic-health, grpc-js, connect-node and grpcio; writes BENCHMARKS.md
 bench: pkg pkg-lite
 	python3 bench/run.py
-
-## link-order: rerun the release binary under callgrind and rewrite server/link-order.ld,
-## the functions a start and a Check run, which server/build.rs has the linker put together
-link-order:
-	python3 bench/link_order.py
 
 ## flame: perf flame graphs of Check (h2c, gRPC-Web HTTP/1.1) and of a 100k-watcher flip, in docs/
 flame:
