@@ -20,7 +20,7 @@ use tokio::{
 
 use crate::{
     interop::python,
-    util::{Binary, LIMIT, Wire, client, frame, raw, req, run_cli, status_of, within},
+    util::{Binary, Http, LIMIT, client, frame, raw, req, run_cli, status_of, within},
 };
 
 /// What grpcio's Check says, with `deadline` to say it: the status, or the error.
@@ -207,7 +207,7 @@ async fn idle_connections_are_closed_but_an_open_watch_is_never_idle() {
 /// How many Watch streams follow `name`, from the admin API.
 async fn watchers(server: &Binary, name: &str) -> u64 {
     let url = format!("http://{}/services", server.admin.unwrap());
-    let list = raw(Wire::Http1, &url, Method::GET, &[], "").await;
+    let list = raw(Http::H1, &url, Method::GET, &[], "").await;
     let json: serde_json::Value = serde_json::from_slice(&list.body).unwrap();
     json["watchers"][name].as_u64().unwrap_or(0)
 }
@@ -516,7 +516,7 @@ async fn sigterm_with_a_drain_delay_answers_not_serving_before_it_drains() {
     assert_eq!(status_of(next.status), ServingStatus::NotServing);
     assert_eq!(probe(&server, LIMIT), "NOT_SERVING");
     let healthz = raw(
-        Wire::Http1,
+        Http::H1,
         &format!("{}/healthz", server.url()),
         Method::GET,
         &[],

@@ -20,7 +20,7 @@ use tonic::transport::Channel;
 
 use crate::{
     interop::python,
-    util::{Binary, TestServer, Wire, client, raw, req, run_cli, web_unary, within},
+    util::{Binary, Http, TestServer, client, raw, req, run_cli, web_unary, within},
 };
 
 async fn history(url: &str) -> HistoryClient<Channel> {
@@ -375,7 +375,7 @@ async fn bad_ranges_and_unknown_services() {
 
 /// Fetches `path` from the server: (status, headers, body).
 async fn get(url: &str) -> (u16, http::HeaderMap, String) {
-    let r = raw(Wire::Http1, url, Method::GET, &[], "").await;
+    let r = raw(Http::H1, url, Method::GET, &[], "").await;
     (
         r.status.as_u16(),
         r.headers,

@@ -6,7 +6,8 @@
 //! One module per subject: `check`, `watch`, `list` (native gRPC and the spec),
 //! `grpc_web` (binary and text over HTTP/1.1 and HTTP/2), `curl` (the README's
 //! command lines), `static_page` (`/healthz` and the www files), `reflection`,
-//! `cors`, `config` (SIGHUP reload), `admin`, `shutdown` (SIGTERM), `bad_input`,
+//! `cors`, `config` (SIGHUP reload), `conformance` (every answer beside the
+//! reference, tonic-health behind tonic-web), `admin`, `shutdown` (SIGTERM), `bad_input`,
 //! `interop` (Python grpcio), `tls`, `probe` (`healthweb check`),
 //! `monitor` (upstreams), `attack` (hostile and broken connections), `history`
 //! (History, badges, metrics), and `util`, the shared harness.
@@ -16,6 +17,7 @@ mod attack;
 mod bad_input;
 mod check;
 mod config;
+mod conformance;
 mod cors;
 mod curl;
 mod grpc_web;

@@ -7,7 +7,7 @@ use clap::Args;
 use healthweb_client::native::TlsSettings;
 use healthweb_server::{
     ConnectionLimits, HealthLimits, Server, Settings, cors::CorsSettings, history::HistorySettings,
-    serve::Linger, status::ServiceStatus,
+    settings::Linger, status::ServiceStatus,
 };
 use tokio_util::sync::CancellationToken;
 
