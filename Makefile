@@ -36,9 +36,11 @@ pkg-lite: wasm-deps
 	web-client/build.sh web $(PKG_LITE) lite
 
 ## test: every test (Rust, browser, interop); installs Chromium and grpcio if missing.
-## One debug build: the browser tests run the `healthweb` that `cargo test` built.
-test: test-deps
-	cargo test -p healthweb-proto -p healthweb-server -p healthweb-client --features healthweb-client/native
+## The browser tests run the debug `healthweb` that `cargo test` built; the release
+## binary is built too, for the test that reads its dynamic section.
+test: test-deps server
+	HEALTHWEB_RELEASE_BIN=$(TARGET_DIR)/release/healthweb \
+		cargo test -p healthweb-proto -p healthweb-server -p healthweb-client --features healthweb-client/native
 	HEALTHWEB_BIN=$(TARGET_DIR)/debug/healthweb tests/browser/run.sh
 
 test-deps: wasm-deps browser-deps python-deps

@@ -204,6 +204,30 @@ async fn idle_connections_are_closed_but_an_open_watch_is_never_idle() {
     still_healthy(&server, rss);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_asks_is_idle_from_its_set_up() {
+    // The header-read timeout is longer than every wait here: only the idle timeout,
+    // counted from the set-up as grpc-go's MaxConnectionIdle, can close it in time.
+    let server = Binary::serve(&["--idle-timeout", "1s", "--header-read-timeout", "120s"]);
+    let mut h2 = TcpStream::connect(server.addr).await.unwrap();
+    let mut hello = PREFACE.to_vec();
+    hello.extend(h2_frame(SETTINGS, 0, 0, &[]));
+    h2.write_all(&hello).await.unwrap();
+    let mut kinds = Vec::new();
+    // `within` fails the test long before the header-read timeout could close it.
+    while let Ok((kind, flags, payload)) = within(read_h2_frame(&mut h2)).await {
+        kinds.push(kind);
+        if kind == PING && flags & ACK == 0 {
+            let _ = h2.write_all(&h2_frame(PING, ACK, 0, &payload)).await;
+        }
+        if kind == SETTINGS && flags & ACK == 0 {
+            let _ = h2.write_all(&h2_frame(SETTINGS, ACK, 0, &[])).await;
+        }
+    }
+    assert!(kinds.contains(&GOAWAY), "closed with GOAWAY: {kinds:?}");
+    assert!(!kinds.contains(&HEADERS), "{kinds:?}");
+}
+
 /// How many Watch streams follow `name`, from the admin API.
 async fn watchers(server: &Binary, name: &str) -> u64 {
     let url = format!("http://{}/services", server.admin.unwrap());

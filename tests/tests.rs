@@ -9,7 +9,8 @@
 //! `cors`, `config` (SIGHUP reload), `conformance` (every answer beside the
 //! reference, tonic-health behind tonic-web), `admin`, `shutdown` (SIGTERM), `bad_input`,
 //! `interop` (Python grpcio), `tls`, `probe` (`healthweb check`),
-//! `monitor` (upstreams), `attack` (hostile and broken connections), `history`
+//! `monitor` (upstreams), `release` (the release binary's dynamic section),
+//! `attack` (hostile and broken connections), `history`
 //! (History, badges, metrics), and `util`, the shared harness.
 
 mod admin;
@@ -27,6 +28,7 @@ mod list;
 mod monitor;
 mod probe;
 mod reflection;
+mod release;
 mod shutdown;
 mod static_page;
 mod tls;
