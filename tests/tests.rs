@@ -7,6 +7,7 @@
 //! `grpc_web` (binary and text over HTTP/1.1 and HTTP/2), `curl` (the README's
 //! command lines), `static_page` (`/healthz` and the www files), `reflection`,
 //! `cors`, `config` (SIGHUP reload), `admin`, `shutdown` (SIGTERM), `bad_input`,
+//! `compression` (gzip-compressed calls on every wire),
 //! `interop` (Python grpcio), `tls`, `probe` (`healthweb check`),
 //! `monitor` (upstreams), `attack` (hostile and broken connections), `history`
 //! (History, badges, metrics), and `util`, the shared harness.
@@ -15,6 +16,7 @@ mod admin;
 mod attack;
 mod bad_input;
 mod check;
+mod compression;
 mod config;
 mod cors;
 mod curl;
