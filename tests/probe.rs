@@ -382,17 +382,8 @@ fn grpc_health_probe_command_lines_against_healthweb_and_grpcio() {
             4,
         ),
     ];
-    let tls_files = ["--tls-cert", &cert, "--tls-key", &key];
-    let servers: [(&[&str], &[&str], &[(&str, i32)]); 3] = [
-        (&[], &[], plain),
-        (&tls_files, &[&cert, &key], tls),
-        (
-            &[&tls_files[..], &["--tls-client-ca", &ca]].concat(),
-            &[&cert, &key, &ca],
-            mtls,
-        ),
-    ];
-    for (healthweb_args, grpcio_args, lines) in servers {
+    // Each set of lines against healthweb, then grpcio, each started with `args`.
+    let against = |healthweb_args: &[&str], grpcio_args: &[&str], lines: &[(&str, i32)]| {
         let healthweb = Binary::serve(&[healthweb_args, &["--service", "db=NOT_SERVING"]].concat());
         let mut grpcio = Peer::start(grpcio_args);
         grpcio.set("db", "NOT_SERVING");
@@ -402,7 +393,15 @@ fn grpc_health_probe_command_lines_against_healthweb_and_grpcio() {
                 assert_says(*code, probe_line(line, &vars), line);
             }
         }
-    }
+    };
+    let tls_files = ["--tls-cert", &cert, "--tls-key", &key];
+    against(&[], &[], plain);
+    against(&tls_files, &[&cert, &key], tls);
+    against(
+        &[&tls_files[..], &["--tls-client-ca", &ca]].concat(),
+        &[&cert, &key, &ca],
+        mtls,
+    );
 }
 
 #[test]
@@ -667,4 +666,35 @@ fn until_not_serving_exits_when_the_service_goes_down_or_away() {
         )),
         "{said}"
     );
+}
+
+/// The README's exec probes (`command: ["healthweb", "check", ...]`), as written but
+/// for the port.
+#[test]
+fn readme_exec_probes_run_as_written() {
+    let server = Binary::serve(&["--service", "payments=SERVING"]);
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let commands: Vec<Vec<String>> = readme
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("command: "))
+        .map(|array| {
+            let array = array.split(" #").next().unwrap();
+            serde_json::from_str(array).unwrap()
+        })
+        .collect();
+    assert!(!commands.is_empty(), "the README has exec probes");
+    for command in commands {
+        assert_eq!(command[..2], ["healthweb", "check"], "{command:?}");
+        let args: Vec<String> = command[1..]
+            .iter()
+            .map(|a| a.replace(":8080", &format!(":{}", server.addr.port())))
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(
+            run_cli(&args),
+            (0, "status: SERVING\n".into(), String::new()),
+            "{command:?}"
+        );
+    }
 }

@@ -144,11 +144,11 @@ struct Out {
 struct Probe {
     /// Where, over which wire, with which TLS.
     target: Target,
-    /// The service to ask about; `""` is the whole server.
-    service: String,
     /// Deadline and extra headers of each call.
     options: Options,
+    /// Where results go, and the service they are about.
     out: Out,
+    /// `-v`: say what is done, and how long it took.
     verbose: bool,
 }
 
@@ -185,42 +185,47 @@ impl Probe {
     /// The probe the flags describe, after grpc-health-probe's checks of them; on a
     /// bad combination, where to say so and what.
     fn new(args: CheckArgs) -> Result<Self, (Out, String)> {
-        let mut out = Out {
+        let target = Self::target(&args);
+        let out = Out {
             output: args.output,
-            addr: args.addr.clone().unwrap_or_default(),
-            service: args.service.clone(),
+            addr: match &target {
+                Ok(target) => target.url.clone(),
+                Err(_) => args.addr.unwrap_or_default(),
+            },
+            service: args.service,
         };
-        match Self::target(&args) {
-            Ok(target) => {
-                out.addr.clone_from(&target.url);
-                Ok(Self {
-                    target,
-                    service: args.service,
-                    options: Options {
-                        timeout: Some(args.timeout),
-                        headers: args.headers,
-                    },
-                    out,
-                    verbose: args.verbose,
-                })
-            }
+        match target {
+            Ok(target) => Ok(Self {
+                target,
+                options: Options {
+                    timeout: Some(args.timeout),
+                    headers: args.headers,
+                },
+                out,
+                verbose: args.verbose,
+            }),
             Err(message) => Err((out, message)),
         }
+    }
+
+    /// The service to ask about; `""` is the whole server.
+    fn service(&self) -> &str {
+        &self.out.service
     }
 
     fn target(args: &CheckArgs) -> Result<Target, String> {
         if args.alts {
             return Err(
-                "--alts is not supported: healthweb check speaks TLS (--tls, \
-                        with --tls-client-cert and --tls-client-key for mTLS), not ALTS"
+                "--alts is not supported: healthweb check speaks TLS (--tls, with \
+                 --tls-client-cert and --tls-client-key for mTLS), not ALTS"
                     .into(),
             );
         }
         if args.spiffe {
             return Err(
-                "--spiffe is not supported: healthweb check does not call the SPIFFE \
-                        Workload API; give the SVID's files to --tls-client-cert, \
-                        --tls-client-key and --tls-ca-cert"
+                "--spiffe is not supported: healthweb check does not call the \
+                 SPIFFE Workload API; give the SVID's files to --tls-client-cert, \
+                 --tls-client-key and --tls-ca-cert"
                     .into(),
             );
         }
@@ -254,7 +259,7 @@ impl Probe {
             if args.tls_ca.is_some() {
                 return Err(
                     "cannot specify --tls-ca (-tls-ca-cert) with --tls-no-verify \
-                            (CA cert would not be used)"
+                     (CA cert would not be used)"
                         .into(),
                 );
             }
@@ -315,7 +320,7 @@ impl Probe {
         say(format_args!(
             "> addr={} service={:?} conn_timeout={} rpc_timeout={}",
             target.url,
-            self.service,
+            self.service(),
             humantime::format_duration(target.connect_timeout),
             humantime::format_duration(self.options.timeout.unwrap_or_default()),
         ));
@@ -332,9 +337,9 @@ impl Probe {
             "> protocol={} gzip={}",
             target.protocol, target.gzip
         ));
-        let tls = &target.tls;
-        say(format_args!("> tls={}", target.url.starts_with("https://")));
-        if target.url.starts_with("https://") {
+        let (tls, https) = (&target.tls, target.url.starts_with("https://"));
+        say(format_args!("> tls={https}"));
+        if https {
             let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
             say(format_args!("  > no-verify={}", tls.insecure_skip_verify));
             say(format_args!(
@@ -393,7 +398,7 @@ async fn check_once(probe: &Probe) -> Exit {
     };
     let connected = start.elapsed();
     let start = Instant::now();
-    let result = client.check(&probe.service).await;
+    let result = client.check(probe.service()).await;
     let took = start.elapsed();
     if probe.verbose {
         say(format_args!(
@@ -425,7 +430,7 @@ async fn poll(probe: &Probe, interval: Duration, stop: impl Future<Output = ()>)
             () = &mut stop => return code,
         }
         let start = Instant::now();
-        let result = client.check(&probe.service).await;
+        let result = client.check(probe.service()).await;
         code = report(probe, &result, start.elapsed(), Some(SystemTime::now()));
     }
 }
@@ -445,7 +450,10 @@ async fn follow(probe: &Probe, until_not_serving: bool, stop: impl Future<Output
     let mut failed_in_a_row = 0;
     let (end, ended) = tokio::sync::oneshot::channel();
     let mut end = Some(end);
-    let follow = client.watch(&probe.service, |update: Update| {
+    let follow = client.watch(probe.service(), |update: Update| {
+        if end.is_none() {
+            return; // decided; the watch is being dropped
+        }
         let failed = matches!(update.state, ConnState::Reconnecting | ConnState::Down);
         failed_in_a_row = if failed { failed_in_a_row + 1 } else { 0 };
         // The core reports every reconnect attempt; a person wants each change once.
@@ -468,9 +476,10 @@ async fn follow(probe: &Probe, until_not_serving: bool, stop: impl Future<Output
                     Exit::RpcFailure
                 }
                 error => {
-                    let reason = error
-                        .as_ref()
-                        .map_or("the stream ended".into(), |e| e.to_string());
+                    let reason = match error {
+                        Some(error) => error.to_string(),
+                        None => "the stream ended".into(),
+                    };
                     probe.out.unreachable(&format!(
                         "the Watch broke and reconnecting failed: {reason}"
                     ));
