@@ -89,13 +89,15 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Starts it; with `tls`, as (cert, key, optional client CA).
-    pub fn start(tls: &[&str]) -> Self {
+    /// Starts it with `args`: TLS files (cert, key, optional client CA), and the
+    /// options of tests/interop/grpcio_server.py (`--require-header`, `--refuse-gzip`,
+    /// `--answer-gzip`).
+    pub fn start(args: &[&str]) -> Self {
         let script =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/grpcio_server.py");
         let mut child = Command::new(python())
             .arg(script)
-            .args(tls)
+            .args(args)
             // grpcio logs every refused handshake; the tests assert on those themselves.
             .env("GRPC_VERBOSITY", "ERROR")
             .stdin(Stdio::piped())

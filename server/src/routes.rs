@@ -45,7 +45,7 @@ use healthweb_proto::{
     wire::{Framing, content_type},
 };
 use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
+use tonic::{codec::CompressionEncoding::Gzip, service::Routes};
 use tonic_reflection::pb::{v1, v1alpha};
 use tower::{Layer, Service};
 use tower_http::cors::CorsLayer;
@@ -81,12 +81,14 @@ pub fn app(
         settings.health.clone(),
         draining.clone(),
     ))
+    .accept_compressed(Gzip)
     .max_decoding_message_size(max);
     let history = HistoryServer::new(HistoryService::new(
         state.history.clone(),
         state.registry.clone(),
         settings.health.max_service_name,
     ))
+    .accept_compressed(Gzip)
     .max_decoding_message_size(max);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -95,10 +97,12 @@ pub fn app(
     let v1 = reflection()
         .build_v1()
         .expect("the embedded descriptor sets are valid")
+        .accept_compressed(Gzip)
         .max_decoding_message_size(max);
     let v1alpha = reflection()
         .build_v1alpha()
         .expect("the embedded descriptor sets are valid")
+        .accept_compressed(Gzip)
         .max_decoding_message_size(max);
     let grpc = Routes::new(health)
         .add_service(history)

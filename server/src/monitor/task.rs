@@ -101,6 +101,7 @@ impl Upstream {
             tls: self.config.tls.clone(),
             connect_timeout: self.config.timeout,
             user_agent: Some(concat!("healthweb-monitor/", env!("CARGO_PKG_VERSION")).into()),
+            gzip: false,
         }
     }
 
