@@ -201,7 +201,3 @@ impl<T: Transport> Client<T> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-}
