@@ -200,4 +200,3 @@ impl<T: Transport> Client<T> {
         }
     }
 }
-
