@@ -9,17 +9,21 @@
 //!   every call's clock).
 //! - List: every registered service; RESOURCE_EXHAUSTED past the list limit.
 
-use std::pin::Pin;
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
 
 use futures_util::Stream;
 use healthweb_proto::pb::{
     HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse,
     health_check_response::ServingStatus, health_server::Health,
 };
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::{Request, Response, Status};
 
-use crate::registry::HealthRegistry;
+use crate::registry::{HealthRegistry, Release};
 
 /// The limits the Health service enforces on its callers.
 #[derive(Debug, Clone)]
@@ -80,7 +84,52 @@ fn response(status: ServingStatus) -> HealthCheckResponse {
     }
 }
 
-type WatchStream = Pin<Box<dyn Stream<Item = Result<HealthCheckResponse, Status>> + Send>>;
+/// A Watch answer: the current status at once, then one message per change and
+/// never a repeat; UNAVAILABLE once the server drains (a change already there goes
+/// out first). A plain stream rather than an `async` block, so that the drain's
+/// future is made once per stream, not once per message.
+pub struct WatchStream {
+    // Dropped before `release`, which counts the receivers that are left.
+    changes: tokio_stream::wrappers::WatchStream<ServingStatus>,
+    draining: Pin<Box<WaitForCancellationFutureOwned>>,
+    last: Option<ServingStatus>,
+    done: bool,
+    _release: Release,
+}
+
+impl Stream for WatchStream {
+    type Item = Result<HealthCheckResponse, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            match Pin::new(&mut this.changes).poll_next(cx) {
+                // The channel may flip and flip back between two polls; the spec
+                // wants a message per change, so an unchanged status is not one.
+                Poll::Ready(Some(status)) if this.last == Some(status) => continue,
+                Poll::Ready(Some(status)) => {
+                    this.last = Some(status);
+                    return Poll::Ready(Some(Ok(response(status))));
+                }
+                Poll::Ready(None) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(Status::unavailable(
+                        "the health registry is gone",
+                    ))));
+                }
+                Poll::Pending => break,
+            }
+        }
+        std::task::ready!(this.draining.as_mut().poll(cx));
+        this.done = true;
+        Poll::Ready(Some(Err(Status::unavailable(
+            "the server is shutting down; reconnect to another instance",
+        ))))
+    }
+}
 
 #[tonic::async_trait]
 impl Health for HealthService {
@@ -102,36 +151,14 @@ impl Health for HealthService {
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let name = self.service_name(request.get_ref())?;
-        let mut watcher = self.registry.watch(name);
-        let draining = self.draining.clone();
-        let stream = async_stream::stream! {
-            let mut last = None;
-            loop {
-                let status = *watcher.receiver().borrow_and_update();
-                // The channel may flip and flip back between two polls; the spec
-                // wants a message per change, so an unchanged status is not one.
-                if last != Some(status) {
-                    last = Some(status);
-                    yield Ok(response(status));
-                }
-                tokio::select! {
-                    // A change that is already there goes out before the stream ends.
-                    biased;
-                    changed = watcher.receiver().changed() => if changed.is_err() {
-                        yield Err(Status::unavailable("the health registry is gone"));
-                        break;
-                    },
-                    () = draining.cancelled() => {
-                        if *watcher.receiver().borrow() != status {
-                            continue;
-                        }
-                        yield Err(Status::unavailable("the server is shutting down; reconnect to another instance"));
-                        break;
-                    }
-                }
-            }
-        };
-        Ok(Response::new(Box::pin(stream)))
+        let (receiver, release) = self.registry.watch(name).into_parts();
+        Ok(Response::new(WatchStream {
+            changes: tokio_stream::wrappers::WatchStream::new(receiver),
+            draining: Box::pin(self.draining.clone().cancelled_owned()),
+            last: None,
+            done: false,
+            _release: release,
+        }))
     }
 
     async fn list(
@@ -218,6 +245,19 @@ mod tests {
         assert_eq!(next(&mut stream).await, ServingStatus::Serving);
         registry.shutdown();
         drain.cancel();
+        assert_eq!(next(&mut stream).await, ServingStatus::NotServing);
+        let end = stream.next().await.unwrap().unwrap_err();
+        assert_eq!(end.code(), tonic::Code::Unavailable);
+        assert!(stream.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_watch_opened_during_the_drain_gets_its_status_then_unavailable() {
+        let registry = HealthRegistry::new();
+        let (svc, drain) = service(&registry);
+        registry.shutdown();
+        drain.cancel();
+        let mut stream = svc.watch(req("")).await.unwrap().into_inner();
         assert_eq!(next(&mut stream).await, ServingStatus::NotServing);
         let end = stream.next().await.unwrap().unwrap_err();
         assert_eq!(end.code(), tonic::Code::Unavailable);
