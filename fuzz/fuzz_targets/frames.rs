@@ -22,5 +22,9 @@ fuzz_target!(|data: &[u8]| {
             };
         }
     }
-    assert!(out <= body.len(), "{out} bytes of frames from {} bytes", body.len());
+    assert!(
+        out <= body.len(),
+        "{out} bytes of frames from {} bytes",
+        body.len()
+    );
 });

@@ -1,14 +1,14 @@
 //! The request path, in process: any path, content type, protocol version,
-//! `grpc-timeout` and body through the whole app: classification, the Check and
-//! Watch fast path, tonic-web's binary and base64 decoding, tonic's framing, the
+//! `grpc-timeout` and body through the whole app: classification, tonic-web's
+//! binary and base64 decoding, the metrics and deadline layers, tonic's framing, the
 //! service-name checks and the call deadline. It must always answer, never panic,
 //! and every gRPC answer must carry a grpc-status where its protocol puts it.
 #![no_main]
 
 use std::{sync::LazyLock, time::Duration};
 
-use base64::Engine;
 use bytes::Bytes;
+use healthweb_proto::wire;
 use healthweb_server::{
     HealthRegistry, Settings,
     history::{History, HistorySettings},
@@ -83,11 +83,16 @@ fuzz_target!(|data: &[u8]| {
     let path = PATHS[*path as usize % PATHS.len()];
     let content_type = TYPES[*kind as usize % TYPES.len()];
     let h2 = shape & 1 != 0;
-    let method = if shape & 2 != 0 { Method::GET } else { Method::POST };
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .version(if h2 { Version::HTTP_2 } else { Version::HTTP_11 });
+    let method = if shape & 2 != 0 {
+        Method::GET
+    } else {
+        Method::POST
+    };
+    let mut request = Request::builder().method(method).uri(path).version(if h2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    });
     if let Some(content_type) = content_type {
         request = request.header("content-type", content_type);
         if shape & 4 != 0 {
@@ -132,35 +137,19 @@ fuzz_target!(|data: &[u8]| {
 
 /// Whether a gRPC-Web body's trailer frame names a grpc-status.
 fn web_trailer_has_status(content_type: &str, body: &[u8]) -> bool {
-    let binary = if content_type.starts_with("application/grpc-web-text") {
-        // One base64 chunk per frame, each padded on its own.
-        let engine = base64::engine::general_purpose::STANDARD;
-        let mut out = Vec::new();
-        let mut rest = body;
-        while !rest.is_empty() {
-            let end = match rest.iter().position(|&b| b == b'=') {
-                Some(pad) => pad + rest[pad..].iter().take_while(|&&b| b == b'=').count(),
-                None => rest.len(),
-            };
-            if engine.decode_vec(&rest[..end], &mut out).is_err() {
-                return false;
-            }
-            rest = &rest[end..];
+    let binary = if wire::Framing::of(content_type) == Some(wire::Framing::WebText) {
+        let mut text = wire::TextDecoder::default();
+        match text.push(body) {
+            Ok(bytes) if text.is_whole() => bytes,
+            _ => return false,
         }
-        out
     } else {
         body.to_vec()
     };
-    let mut rest = &binary[..];
-    while rest.len() >= 5 {
-        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-        let Some(payload) = rest.get(5..5 + len) else {
-            return false;
-        };
-        if rest[0] & 0x80 != 0 {
-            return String::from_utf8_lossy(payload).contains("grpc-status:");
-        }
-        rest = &rest[5 + len..];
-    }
-    false
+    let mut frames = wire::FrameDecoder::default();
+    frames.push(&binary);
+    std::iter::from_fn(|| frames.next_frame()).any(|frame| match frame {
+        wire::Frame::Trailers(trailers) => trailers.iter().any(|(name, _)| name == "grpc-status"),
+        wire::Frame::Message { .. } => false,
+    })
 }
