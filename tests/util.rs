@@ -13,7 +13,7 @@ use bytes::{Buf, Bytes};
 use healthweb_proto::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-use healthweb_server::{HealthRegistry, Server, Settings};
+use healthweb_server::{HealthRegistry, Server, Settings, history::Location};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use prost::Message;
@@ -41,10 +41,10 @@ impl TestServer {
     /// in memory unless `change` names a file.
     pub async fn with(change: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = Settings::default();
-        settings.history.path = None;
+        settings.history.location = Location::Memory;
         change(&mut settings);
         settings.listen = "127.0.0.1:0".parse().unwrap();
-        let server = Server::new(settings).unwrap();
+        let server = Server::new(settings).await.unwrap();
         let listeners = server.bind().await.unwrap();
         let addr = listeners.main.local_addr().unwrap();
         let registry = server.registry().clone();

@@ -85,6 +85,7 @@ pub fn app(
         state.history.clone(),
         state.registry.clone(),
         settings.health.max_service_name,
+        settings.history.timeout,
     ))
     .max_decoding_message_size(max);
     let reflection = || {
