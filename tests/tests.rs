@@ -9,7 +9,9 @@
 //! `cors`, `config` (SIGHUP reload), `admin`, `shutdown` (SIGTERM), `bad_input`,
 //! `interop` (Python grpcio), `tls`, `probe` (`healthweb check`),
 //! `monitor` (upstreams), `attack` (hostile and broken connections), `history`
-//! (History, badges, metrics), and `util`, the shared harness.
+//! (History, badges, metrics), `replicas` (several healthweb on one PostgreSQL),
+//! `default_history` (where history goes without `--history`), and the shared
+//! harness: `util`, and `pg`, a throwaway PostgreSQL.
 
 mod admin;
 mod attack;
@@ -18,13 +20,16 @@ mod check;
 mod config;
 mod cors;
 mod curl;
+mod default_history;
 mod grpc_web;
 mod history;
 mod interop;
 mod list;
 mod monitor;
+mod pg;
 mod probe;
 mod reflection;
+mod replicas;
 mod shutdown;
 mod static_page;
 mod tls;

@@ -118,6 +118,8 @@ pub struct Binary {
     pub addr: SocketAddr,
     pub admin: Option<SocketAddr>,
     pub stderr: mpsc::Receiver<String>,
+    /// What it printed before its address.
+    pub before: Vec<String>,
 }
 
 impl Binary {
@@ -129,22 +131,30 @@ impl Binary {
         } else {
             &["--history", "memory"]
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_healthweb"))
+        Self::serve_with(&[history, args].concat(), |_| {})
+    }
+
+    /// Runs `healthweb serve --listen 127.0.0.1:0 ARGS`, its command changed by
+    /// `configure` first (environment, working directory, user), and waits for
+    /// its address.
+    pub fn serve_with(args: &[&str], configure: impl FnOnce(&mut Command)) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_healthweb"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(history)
             .args(args)
             .env("HEALTHWEB_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        configure(&mut command);
+        let mut child = command.spawn().unwrap();
         let stderr = lines(child.stderr.take().unwrap());
         let mut binary = Self {
             child,
             addr: "0.0.0.0:0".parse().unwrap(),
             admin: None,
             stderr,
+            before: Vec::new(),
         };
         let want_admin = args.contains(&"--admin-listen");
         let addr_of = |line: &str, prefix: &str| -> Option<SocketAddr> {
@@ -164,6 +174,7 @@ impl Binary {
             }
             seen.push(line);
         }
+        binary.before = seen;
         binary
     }
 

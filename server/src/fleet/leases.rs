@@ -53,6 +53,8 @@ pub(super) struct Leases {
     published: HashMap<String, String>,
     /// Whether the loss of the database was said (once an outage).
     lost_said: bool,
+    /// Whether the fleet was told this replica joined.
+    announced: bool,
 }
 
 impl Leases {
@@ -76,6 +78,7 @@ impl Leases {
             free_since: HashMap::new(),
             published: HashMap::new(),
             lost_said: false,
+            announced: false,
         }
     }
 
@@ -168,7 +171,7 @@ impl Leases {
             .execute(
                 "INSERT INTO healthweb_replicas
                    (instance, name, started_ms, alive_ms, expires_at, upstreams)
-                 VALUES ($1, $2, $3, $3, now() + make_interval(secs => $4 / 1000), $5)
+                 VALUES ($1, $2, $3, $3, now() + make_interval(secs => $4::float8 / 1000), $5)
                  ON CONFLICT (instance) DO UPDATE SET
                    expires_at = excluded.expires_at, upstreams = excluded.upstreams",
                 &[
@@ -257,7 +260,7 @@ impl Leases {
         let got: BTreeSet<String> = client
             .query(
                 "INSERT INTO healthweb_leases (name, holder, expires_at)
-                 SELECT unnest($1::text[]), $2, now() + make_interval(secs => $3 / 1000)
+                 SELECT unnest($1::text[]), $2, now() + make_interval(secs => $3::float8 / 1000)
                  ON CONFLICT (name) DO UPDATE SET
                    holder = excluded.holder, expires_at = excluded.expires_at
                  WHERE healthweb_leases.holder = excluded.holder
@@ -296,6 +299,14 @@ impl Leases {
         peers.sort_by(|a, b| a.replica.cmp(&b.replica));
         self.view.update(|s| s.replicas = peers);
 
+        if !self.announced {
+            // The others rebalance now, not at their next heartbeat.
+            client
+                .execute("SELECT pg_notify($1, 'joined')", &[&FLEET_CHANNEL])
+                .await
+                .map_err(fail)?;
+            self.announced = true;
+        }
         self.share_reports(&client).await
     }
 

@@ -102,6 +102,7 @@ fn transition(row: Row) -> Transition {
         count: row.count,
         worst: row.worst,
         until_unix_ms: row.until_ms,
+        replica: row.replica,
     }
 }
 
