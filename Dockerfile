@@ -20,10 +20,13 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && mkdir -p /var/lib/healthweb && chown nobody /var/lib/healthweb
 COPY --from=build /src/target/release/healthweb /usr/local/bin/healthweb
 COPY --from=build /src/www /srv/www
-# History (every status change) lives in the volume, so it survives new containers.
+# History (every status change) lives in the volume, so it survives new containers:
+# the default history file is in $STATE_DIRECTORY. Without a writable volume (a
+# read-only root filesystem) history is kept in memory, and healthweb says so.
+# Replicas set HEALTHWEB_HISTORY=postgres://... instead (deploy/).
 ENV HEALTHWEB_LISTEN=0.0.0.0:8080 \
     HEALTHWEB_WWW=/srv/www \
-    HEALTHWEB_HISTORY=/var/lib/healthweb/history.db
+    STATE_DIRECTORY=/var/lib/healthweb
 VOLUME /var/lib/healthweb
 EXPOSE 8080
 USER nobody

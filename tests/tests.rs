@@ -10,7 +10,8 @@
 //! `interop` (Python grpcio), `tls`, `probe` (`healthweb check`),
 //! `monitor` (upstreams), `attack` (hostile and broken connections), `history`
 //! (History, badges, metrics), `replicas` (several healthweb on one PostgreSQL),
-//! `default_history` (where history goes without `--history`), and the shared
+//! `default_history` (where history goes without `--history`), `deploy` (the
+//! Kubernetes and compose files), and the shared
 //! harness: `util`, and `pg`, a throwaway PostgreSQL.
 
 mod admin;
@@ -21,6 +22,7 @@ mod config;
 mod cors;
 mod curl;
 mod default_history;
+mod deploy;
 mod grpc_web;
 mod history;
 mod interop;
