@@ -291,7 +291,7 @@ async fn three_replicas_share_thirty_flipping_upstreams_and_survive_a_kill_9() {
     let names = ["r1", "r2", "r3"];
     let mut replicas: Vec<Binary> = names
         .iter()
-        .map(|name| replica(&pg, name, &["--config", config]))
+        .map(|name| replica(&pg, name, &["--config", config, "--lease-period", "5s"]))
         .collect();
     let urls: Vec<String> = replicas.iter().map(Binary::url).collect();
     let services: Vec<String> = (0..30).map(|i| format!("u{i}")).collect();

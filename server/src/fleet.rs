@@ -169,8 +169,8 @@ pub struct Parts {
     pub lease_period: Duration,
     /// The registry's drain observer.
     pub drained: Drained,
-    /// Services whose shared status the store refused (from the writer).
-    pub refused: mpsc::UnboundedReceiver<Vec<String>>,
+    /// Services whose fleet status to read again (from the writer).
+    pub reread: mpsc::UnboundedReceiver<Vec<String>>,
 }
 
 /// The fleet's running tasks.
@@ -203,7 +203,7 @@ impl Fleet {
             view: parts.view,
             wake_leases: wake,
             drained: parts.drained.0,
-            refused: parts.refused,
+            reread: parts.reread,
         };
         let tasks = vec![
             tokio::spawn(leases.run(leave.clone())),

@@ -148,12 +148,12 @@ impl Server {
         // Only now, with every other setting good, is the history touched; the
         // recorder has kept the configured statuses until its writer starts.
         let opened = History::open(&settings.history, &replica, &instance, &state).await?;
-        let (refused, refused_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (reread, reread_rx) = tokio::sync::mpsc::unbounded_channel();
         let writer = recorder
             .start(
                 opened.history.shared(),
                 &settings.history,
-                shared.then_some(refused),
+                shared.then_some(reread),
             )
             .await?;
         metrics.watch(registry.clone());
@@ -169,7 +169,9 @@ impl Server {
                 // settling below takes the fleet's statuses of them too.
                 monitor = monitor.shared(replica.clone());
                 monitor.apply(&upstreams);
-                fleet::settle(&postgres, &registry, &recorder, settings.history.timeout).await;
+                if state.is_up() {
+                    fleet::settle(&postgres, &registry, &recorder, settings.history.timeout).await;
+                }
                 Some(fleet::Parts {
                     postgres,
                     registry: registry.clone(),
@@ -178,7 +180,7 @@ impl Server {
                     view: view.clone(),
                     lease_period: settings.replica.lease_period,
                     drained,
-                    refused: refused_rx,
+                    reread: reread_rx,
                 })
             }
         };

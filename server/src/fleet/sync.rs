@@ -4,8 +4,8 @@
 //! notification is a doorbell, the table the truth: the services it names are
 //! read back, so a late or repeated notification changes nothing, and after a
 //! reconnect every status is read again. What this replica changed and has not
-//! written yet stays as it is until it is written (its own notification then
-//! brings the fleet's answer).
+//! written yet stays as it is until it is written, and is read again then (the
+//! fleet may have moved on meanwhile).
 //!
 //! LISTEN/NOTIFY, not polling: a change reaches every replica in one round trip
 //! after its commit, and an idle fleet costs nothing. Every
@@ -46,7 +46,7 @@ pub(super) struct Sync {
     pub(super) wake_leases: Arc<Notify>,
     /// Rung when this instance's drain changed statuses.
     pub(super) drained: Arc<Notify>,
-    pub(super) refused: mpsc::UnboundedReceiver<Vec<String>>,
+    pub(super) reread: mpsc::UnboundedReceiver<Vec<String>>,
 }
 
 /// What a burst of notifications asks for.
@@ -153,7 +153,7 @@ impl Sync {
                         Ok(())
                     }
                 }
-                Some(names) = self.refused.recv() => self.adopt(client, Some(&names)).await,
+                Some(names) = self.reread.recv() => self.adopt(client, Some(&names)).await,
                 () = self.drained.notified() => self.adopt(client, None).await,
                 _ = resync.tick() => self.adopt(client, None).await,
                 () = stop.cancelled() => return None,
@@ -188,7 +188,8 @@ impl Sync {
 }
 
 /// Reads the fleet's statuses of `services` (all, for `None`) and takes each
-/// into `registry`, but for those this replica changed and has not written yet.
+/// into `registry`, but for those this replica changed and has not written yet
+/// (read again once written).
 pub(super) async fn adopt(
     client: &tokio_postgres::Client,
     postgres: &Postgres,
@@ -208,7 +209,7 @@ pub(super) async fn adopt(
     .map_err(|e| postgres.error(&e))?;
     for row in rows {
         let service: &str = row.get(0);
-        if service.is_empty() || recorder.is_local(service) {
+        if service.is_empty() || recorder.defers(service) {
             continue;
         }
         let status = ServingStatus::try_from(row.get::<_, i32>(1)).unwrap_or_default();

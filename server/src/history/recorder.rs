@@ -56,7 +56,7 @@ const LAST_WRITE: Duration = Duration::from_secs(3);
 
 /// Retry backoff while the store is away: from the first to the last, doubling.
 const RETRY_FIRST: Duration = Duration::from_millis(250);
-const RETRY_LAST: Duration = Duration::from_secs(30);
+const RETRY_LAST: Duration = Duration::from_secs(10);
 
 /// Who records, and which changes are its to record and to share.
 #[derive(Debug, Clone)]
@@ -142,6 +142,9 @@ struct Journal {
     retry: Batch,
     /// Services whose shared status is being written now.
     inflight: BTreeSet<String>,
+    /// Services whose fleet status was heard while this replica's own was not
+    /// written yet: read again once it is.
+    deferred: BTreeSet<String>,
 }
 
 /// Hears every change and every probe latency, and keeps them for the writer.
@@ -293,12 +296,18 @@ impl Recorder {
     }
 
     /// Whether `service` has a status of this replica's that the store has not
-    /// acknowledged yet: the fleet's may be older, and must not replace it.
-    pub fn is_local(&self, service: &str) -> bool {
-        let journal = self.lock();
-        journal.shared.contains_key(service)
+    /// acknowledged yet: the fleet's may be older, and must not replace it now. If
+    /// so, the service is read again once this replica's status is written (the
+    /// fleet's may also be newer).
+    pub fn defers(&self, service: &str) -> bool {
+        let mut journal = self.lock();
+        let local = journal.shared.contains_key(service)
             || journal.retry.shared.iter().any(|s| s.service == service)
-            || journal.inflight.contains(service)
+            || journal.inflight.contains(service);
+        if local {
+            journal.deferred.insert(service.to_owned());
+        }
+        local
     }
 
     /// Whether any fleet-wide status of this replica's is not written yet.
@@ -322,6 +331,7 @@ impl Recorder {
             latency,
             retry,
             inflight,
+            ..
         } = &mut *journal;
         windows.retain(|_, window| {
             if let Some(index) = window.queued.take() {
@@ -360,10 +370,17 @@ impl Recorder {
         batch
     }
 
-    /// The store took `batch`.
-    fn done(&self) {
-        self.lock().inflight.clear();
+    /// The store took what was taken; returns the services to read again from
+    /// the fleet (heard while this replica's own status was being written).
+    fn done(&self) -> Vec<String> {
+        let mut journal = self.lock();
+        journal.inflight.clear();
         self.state.buffered(0);
+        if journal.shared.is_empty() && journal.retry.shared.is_empty() {
+            std::mem::take(&mut journal.deferred).into_iter().collect()
+        } else {
+            Vec::new()
+        }
     }
 
     /// The store did not take `batch`: keep it for the next try, dropping the
@@ -417,9 +434,10 @@ impl Writer {
     }
 }
 
-/// Services the store refused a shared status for: the fleet's stands, and the
-/// replica adopts it (see [`crate::fleet`]).
-pub type Refused = tokio::sync::mpsc::UnboundedSender<Vec<String>>;
+/// Services whose fleet status this replica must read again (see
+/// [`crate::fleet`]): the store refused this replica's (the fleet's stands), or the
+/// fleet's was heard while this replica's was being written.
+pub type Reread = tokio::sync::mpsc::UnboundedSender<Vec<String>>;
 
 impl Recorder {
     /// Notes an unclean last stop in `store`, marks it in use, then starts the
@@ -430,7 +448,7 @@ impl Recorder {
         self: &Arc<Self>,
         store: Arc<dyn Store>,
         settings: &HistorySettings,
-        refused: Option<Refused>,
+        reread: Option<Reread>,
     ) -> Result<Writer, StoreError> {
         let opened = match self.open(&*store).await {
             Ok(()) => true,
@@ -446,7 +464,7 @@ impl Recorder {
                 recorder: self.clone(),
                 store,
                 settings: settings.clone(),
-                refused,
+                reread,
                 opened,
             }
             .run(stop.clone()),
@@ -495,7 +513,7 @@ struct Task {
     recorder: Arc<Recorder>,
     store: Arc<dyn Store>,
     settings: HistorySettings,
-    refused: Option<Refused>,
+    reread: Option<Reread>,
     /// Whether the unclean-stop check and the mark are done.
     opened: bool,
 }
@@ -526,7 +544,8 @@ impl Task {
             tokio::time::sleep_until(written + WRITE_GAP).await;
             let batch = self.recorder.take();
             if batch.is_empty() && alive.elapsed() < ALIVE_EVERY && retry_at.is_none() {
-                self.recorder.done();
+                let deferred = self.recorder.done();
+                self.reread(deferred);
                 continue;
             }
             written = tokio::time::Instant::now();
@@ -574,12 +593,10 @@ impl Task {
         };
         match result {
             Ok(written) => {
-                self.recorder.done();
-                let kept = batch.rows.len();
-                self.recorder.state.up(kept);
-                if let (Some(refused), false) = (&self.refused, written.refused.is_empty()) {
-                    let _ = refused.send(written.refused);
-                }
+                let mut reread = self.recorder.done();
+                self.recorder.state.up(batch.rows.len());
+                reread.extend(written.refused);
+                self.reread(reread);
                 Ok(())
             }
             Err(error) => {
@@ -587,6 +604,13 @@ impl Task {
                 self.keep(batch);
                 Err(())
             }
+        }
+    }
+
+    /// Asks the fleet's listener to read `services` again.
+    fn reread(&self, services: Vec<String>) {
+        if let (Some(reread), false) = (&self.reread, services.is_empty()) {
+            let _ = reread.send(services);
         }
     }
 
@@ -722,7 +746,7 @@ mod tests {
             .set_because("db", ServingStatus::Serving, heard)
             .unwrap();
         registry.shutdown();
-        assert!(recorder.is_local("api") && !recorder.is_local("db"));
+        assert!(recorder.defers("api") && !recorder.defers("db"));
         let batch = recorder.take();
         let rows: Vec<_> = batch
             .rows
@@ -747,9 +771,9 @@ mod tests {
             Some(batch.rows[1].event.as_str()),
             "api was new here: registered only if the fleet does not know it"
         );
-        assert!(recorder.is_local("api"), "in flight until acknowledged");
-        recorder.done();
-        assert!(!recorder.is_local("api"));
+        assert!(recorder.defers("api"), "in flight until acknowledged");
+        assert_eq!(recorder.done(), ["api"], "then read again from the fleet");
+        assert!(!recorder.defers("api"));
     }
 
     #[test]
