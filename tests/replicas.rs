@@ -317,7 +317,7 @@ async fn three_replicas_share_thirty_flipping_upstreams_and_survive_a_kill_9() {
     // Four flips of all thirty, each seen by every replica's Watch.
     let mut expected = vec![SERVING];
     let flip = |expected: &mut Vec<i32>| {
-        let up = expected.len() % 2 == 0;
+        let up = expected.len().is_multiple_of(2);
         upstreams.set_all(up);
         expected.push(if up { SERVING } else { NOT });
     };

@@ -455,13 +455,13 @@ fn row(r: &tokio_postgres::Row) -> Row {
 fn payloads<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut payloads: Vec<String> = Vec::new();
     for name in names {
-        let name = if name.len() + 1 > PAYLOAD || name.contains('\n') {
+        let name = if name.len() >= PAYLOAD || name.contains('\n') {
             "*"
         } else {
             name
         };
         match payloads.last_mut() {
-            Some(last) if last.len() + name.len() + 1 <= PAYLOAD => {
+            Some(last) if last.len() + name.len() < PAYLOAD => {
                 last.push('\n');
                 last.push_str(name);
             }
