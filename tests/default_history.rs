@@ -12,24 +12,20 @@ use std::{
     process::{Command, Stdio},
 };
 
-use http::Method;
-
-use crate::util::{Binary, Wire, raw};
-
-async fn get(url: &str, path: &str) -> String {
-    let r = raw(Wire::Http1, &format!("{url}{path}"), Method::GET, &[], "").await;
-    assert_eq!(r.status, 200);
-    String::from_utf8_lossy(&r.body).into_owned()
-}
+use crate::util::{Binary, get_ok, instance};
 
 async fn history_of(server: &Binary) -> serde_json::Value {
-    let page: serde_json::Value =
-        serde_json::from_str(&get(&server.url(), "/instance").await).unwrap();
-    page["history"].clone()
+    instance(&server.url()).await["history"].clone()
+}
+
+/// Whether `server` said on stderr that history is in memory only.
+fn said_memory(server: &Binary) -> bool {
+    let said = |l: &String| l.contains("history is kept in memory only");
+    server.before.iter().any(said)
 }
 
 async fn fallback_metric(server: &Binary) -> String {
-    let metrics = get(&server.url(), "/metrics").await;
+    let metrics = get_ok(&format!("{}/metrics", server.url())).await;
     metrics
         .lines()
         .find(|l| l.starts_with("healthweb_history_memory_fallback "))
@@ -88,14 +84,7 @@ async fn a_read_only_working_directory_and_two_instances_in_one_directory_both_s
     assert_eq!(memory["kind"], "memory", "{memory}");
     let why = memory["fallback"].as_str().unwrap();
     assert!(why.contains("in use by another process"), "{why}");
-    assert!(
-        second
-            .before
-            .iter()
-            .any(|l| l.contains("history is kept in memory only")),
-        "said on stderr: {:#?}",
-        second.before
-    );
+    assert!(said_memory(&second), "said on stderr: {:#?}", second.before);
     assert_eq!(
         fallback_metric(&second).await,
         "healthweb_history_memory_fallback 1"
@@ -112,14 +101,7 @@ async fn a_read_only_working_directory_and_two_instances_in_one_directory_both_s
         memory["fallback"].as_str().unwrap().contains("cannot use"),
         "{memory}"
     );
-    assert!(
-        third
-            .before
-            .iter()
-            .any(|l| l.contains("history is kept in memory only")),
-        "{:#?}",
-        third.before
-    );
+    assert!(said_memory(&third), "said on stderr: {:#?}", third.before);
 
     // Named explicitly, the same place is refused, as before.
     let mut refused = Command::new(env!("CARGO_BIN_EXE_healthweb"));

@@ -31,13 +31,12 @@ use healthweb_proto::{
     history::{Cause, Transition, TransitionsRequest, history_client::HistoryClient},
     pb::health_check_response::ServingStatus,
 };
-use http::Method;
 use nix::sys::signal::Signal;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::{
     pg::Postgres,
-    util::{Binary, LIMIT, Wire, client, drain, raw, req, run_cli, run_cli_env, within},
+    util::{Binary, LIMIT, client, drain, get_ok, instance, req, run_cli, run_cli_env, within},
 };
 
 const SERVING: i32 = ServingStatus::Serving as i32;
@@ -137,6 +136,14 @@ impl Upstreams {
     }
 }
 
+/// A throwaway PostgreSQL, `n` upstreams, and a config file naming them.
+async fn setup(n: usize) -> (Postgres, Upstreams, String) {
+    let pg = Postgres::start();
+    let upstreams = Upstreams::start(n).await;
+    let config = upstreams.config(pg.dir()).to_str().unwrap().to_owned();
+    (pg, upstreams, config)
+}
+
 /// Who probed `upstream`, run by run, in time order.
 fn runs(probes: &[Probe], upstream: usize) -> Vec<String> {
     let mut runs: Vec<String> = Vec::new();
@@ -166,20 +173,6 @@ async fn status(url: &str, service: &str) -> Option<i32> {
     let mut health = client(url).await;
     let reply = health.check(req(service)).await.ok()?;
     Some(reply.into_inner().status)
-}
-
-/// `GET /instance`.
-async fn instance(url: &str) -> serde_json::Value {
-    let r = raw(
-        Wire::Http1,
-        &format!("{url}/instance"),
-        Method::GET,
-        &[],
-        "",
-    )
-    .await;
-    assert_eq!(r.status, 200);
-    serde_json::from_slice(&r.body).unwrap()
 }
 
 /// The upstreams a replica probes, as it says.
@@ -284,10 +277,8 @@ fn now_ms() -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_share_thirty_flipping_upstreams_and_survive_a_kill_9() {
-    let pg = Postgres::start();
-    let upstreams = Upstreams::start(30).await;
-    let config = upstreams.config(pg.dir());
-    let config = config.to_str().unwrap();
+    let (pg, upstreams, config) = setup(30).await;
+    let config = config.as_str();
     let names = ["r1", "r2", "r3"];
     let mut replicas: Vec<Binary> = names
         .iter()
@@ -468,15 +459,7 @@ async fn postgres_stopped_for_ten_seconds_then_started_loses_nothing() {
         away["history"]["buffered"].as_u64().unwrap() >= 10,
         "{away}"
     );
-    let metrics = raw(
-        Wire::Http1,
-        &format!("{}/metrics", a.url()),
-        Method::GET,
-        &[],
-        "",
-    )
-    .await;
-    let metrics = String::from_utf8_lossy(&metrics.body).into_owned();
+    let metrics = get_ok(&format!("{}/metrics", a.url())).await;
     assert!(
         metrics.lines().any(|l| l == "healthweb_history_store_up 0"),
         "{metrics}"
@@ -537,10 +520,8 @@ async fn postgres_stopped_for_ten_seconds_then_started_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_stop_hands_the_leases_back_at_once() {
-    let pg = Postgres::start();
-    let upstreams = Upstreams::start(4).await;
-    let config = upstreams.config(pg.dir());
-    let config = config.to_str().unwrap();
+    let (pg, upstreams, config) = setup(4).await;
+    let config = config.as_str();
     // A minute's leases: waiting for them to expire would outlast every bound here.
     let long = ["--config", config, "--lease-period", "60s"];
     let stays = replica(&pg, "stays", &long);
@@ -643,11 +624,9 @@ impl Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_cut_off_from_the_database_stops_probing_before_its_leases_expire() {
-    let pg = Postgres::start();
+    let (pg, upstreams, config) = setup(4).await;
+    let config = config.as_str();
     let proxy = Proxy::start(pg.port).await;
-    let upstreams = Upstreams::start(4).await;
-    let config = upstreams.config(pg.dir());
-    let config = config.to_str().unwrap();
     let direct = replica(&pg, "direct", &["--config", config]);
     let behind = pg
         .url()

@@ -292,6 +292,18 @@ pub async fn send(
     response
 }
 
+/// `GET url` over HTTP/1.1, which must answer 200: its body, as text.
+pub async fn get_ok(url: &str) -> String {
+    let r = raw(Wire::Http1, url, http::Method::GET, &[], "").await;
+    assert_eq!(r.status, 200, "GET {url}");
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+/// What the server at `url` says of itself (`GET /instance`).
+pub async fn instance(url: &str) -> serde_json::Value {
+    serde_json::from_str(&get_ok(&format!("{url}/instance")).await).unwrap()
+}
+
 /// Reads the rest of a response.
 pub async fn collect(response: http::Response<hyper::body::Incoming>) -> Raw {
     let (parts, body) = response.into_parts();
