@@ -15,7 +15,7 @@ PKG := www/pkg
 PKG_LITE := www/pkg-lite
 TARGET_DIR = $${CARGO_TARGET_DIR:-target}
 
-.PHONY: run build server pkg pkg-lite test test-deps wasm-deps browser-deps python-deps postgres-deps size-deps lint size size-report bench flame link-order fuzz
+.PHONY: run build server pkg pkg-lite test test-deps wasm-deps browser-deps python-deps postgres-deps size-deps lint size size-report bench flame fuzz
 
 ## run: build everything, then serve the status page on http://127.0.0.1:8080
 run: build
@@ -36,9 +36,11 @@ pkg-lite: wasm-deps
 	web-client/build.sh web $(PKG_LITE) lite
 
 ## test: every test (Rust, browser, interop); installs Chromium, grpcio and PostgreSQL if missing.
-## One debug build: the browser tests run the `healthweb` that `cargo test` built.
-test: test-deps
-	cargo test -p healthweb-proto -p healthweb-server -p healthweb-client --features healthweb-client/native
+## The browser tests run the debug `healthweb` that `cargo test` built; the release
+## binary is built too, for the test that reads its dynamic section.
+test: test-deps server
+	HEALTHWEB_RELEASE_BIN=$(TARGET_DIR)/release/healthweb \
+		cargo test -p healthweb-proto -p healthweb-server -p healthweb-client --features healthweb-client/native
 	HEALTHWEB_BIN=$(TARGET_DIR)/debug/healthweb tests/browser/run.sh
 
 test-deps: wasm-deps browser-deps python-deps postgres-deps
@@ -98,11 +100,6 @@ size-deps:
 ## bench: healthweb next to tonic-health, grpc-js, connect-node and grpcio; writes BENCHMARKS.md
 bench: pkg pkg-lite
 	python3 bench/run.py
-
-## link-order: rerun the release binary under callgrind and rewrite server/link-order.ld,
-## the functions a start and a Check run, which server/build.rs has the linker put together
-link-order:
-	python3 bench/link_order.py
 
 ## flame: perf flame graphs of Check (h2c, gRPC-Web HTTP/1.1) and of a 100k-watcher flip, in docs/
 flame:

@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // No transport: the generated client stays wasm-safe; callers bring a channel.
         .build_transport(false)
+        // tonic's prost codec with small buffers (src/codec.rs).
+        .codec_path("crate::codec::HealthCodec")
         .compile_fds(fds)?;
     Ok(())
 }

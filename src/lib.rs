@@ -7,6 +7,13 @@
 //! - [`pb`]: Health's messages, its server trait and the transport-free client.
 //! - [`history`]: History's, likewise.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC server reflection.
+//! - [`codec`]: tonic's prost codec with buffers sized for health messages, in
+//!   every generated client and server.
+//! - [`wire`]: the wire format (paths, content types, frames, gRPC-Web text,
+//!   `grpc-timeout`), for the server, the clients and the tests.
+
+pub mod codec;
+pub mod wire;
 
 mod generated {
     #![allow(missing_docs, clippy::all)]

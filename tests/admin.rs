@@ -3,7 +3,7 @@
 use healthweb_proto::pb::health_check_response::ServingStatus;
 use http::Method;
 
-use crate::util::{Binary, Wire, client, raw, req, run_cli, status_of};
+use crate::util::{Binary, Http, client, raw, req, run_cli, status_of};
 
 #[tokio::test]
 async fn set_and_remove_through_the_cli() {
@@ -46,14 +46,14 @@ async fn an_unknown_status_word_is_a_400_listing_the_words() {
     let server = Binary::serve(&["--admin-listen", "127.0.0.1:0"]);
     let url = format!("http://{}/services?name=payments", server.admin.unwrap());
     let json = [("content-type", "application/json")];
-    let r = raw(Wire::Http1, &url, Method::PUT, &json, r#""HEALTHY""#).await;
+    let r = raw(Http::H1, &url, Method::PUT, &json, r#""HEALTHY""#).await;
     assert_eq!(r.status, 400);
     assert_eq!(
         String::from_utf8_lossy(&r.body),
         "unknown status \"HEALTHY\": expected SERVING, NOT_SERVING or UNKNOWN\n"
     );
     let list = raw(
-        Wire::Http1,
+        Http::H1,
         &format!("http://{}/services", server.admin.unwrap()),
         Method::GET,
         &[],

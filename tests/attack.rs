@@ -20,7 +20,7 @@ use tokio::{
 
 use crate::{
     interop::python,
-    util::{Binary, LIMIT, Wire, client, frame, raw, req, run_cli, status_of, within},
+    util::{Binary, Http, LIMIT, client, frame, raw, req, run_cli, status_of, within},
 };
 
 /// What grpcio's Check says, with `deadline` to say it: the status, or the error.
@@ -204,10 +204,34 @@ async fn idle_connections_are_closed_but_an_open_watch_is_never_idle() {
     still_healthy(&server, rss);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_asks_is_idle_from_its_set_up() {
+    // The header-read timeout is longer than every wait here: only the idle timeout,
+    // counted from the set-up as grpc-go's MaxConnectionIdle, can close it in time.
+    let server = Binary::serve(&["--idle-timeout", "1s", "--header-read-timeout", "120s"]);
+    let mut h2 = TcpStream::connect(server.addr).await.unwrap();
+    let mut hello = PREFACE.to_vec();
+    hello.extend(h2_frame(SETTINGS, 0, 0, &[]));
+    h2.write_all(&hello).await.unwrap();
+    let mut kinds = Vec::new();
+    // `within` fails the test long before the header-read timeout could close it.
+    while let Ok((kind, flags, payload)) = within(read_h2_frame(&mut h2)).await {
+        kinds.push(kind);
+        if kind == PING && flags & ACK == 0 {
+            let _ = h2.write_all(&h2_frame(PING, ACK, 0, &payload)).await;
+        }
+        if kind == SETTINGS && flags & ACK == 0 {
+            let _ = h2.write_all(&h2_frame(SETTINGS, ACK, 0, &[])).await;
+        }
+    }
+    assert!(kinds.contains(&GOAWAY), "closed with GOAWAY: {kinds:?}");
+    assert!(!kinds.contains(&HEADERS), "{kinds:?}");
+}
+
 /// How many Watch streams follow `name`, from the admin API.
 async fn watchers(server: &Binary, name: &str) -> u64 {
     let url = format!("http://{}/services", server.admin.unwrap());
-    let list = raw(Wire::Http1, &url, Method::GET, &[], "").await;
+    let list = raw(Http::H1, &url, Method::GET, &[], "").await;
     let json: serde_json::Value = serde_json::from_slice(&list.body).unwrap();
     json["watchers"][name].as_u64().unwrap_or(0)
 }
@@ -516,7 +540,7 @@ async fn sigterm_with_a_drain_delay_answers_not_serving_before_it_drains() {
     assert_eq!(status_of(next.status), ServingStatus::NotServing);
     assert_eq!(probe(&server, LIMIT), "NOT_SERVING");
     let healthz = raw(
-        Wire::Http1,
+        Http::H1,
         &format!("{}/healthz", server.url()),
         Method::GET,
         &[],

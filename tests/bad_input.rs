@@ -6,21 +6,21 @@ use healthweb_proto::pb::health_check_response::ServingStatus;
 use http::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::util::{Raw, TestServer, Wire, decode_web, frame, raw, req, within};
+use crate::util::{Http, Raw, TestServer, decode_web, frame, raw, req, within};
 
 const BINARY: &str = "application/grpc-web+proto";
 const TEXT: &str = "application/grpc-web-text";
 
 async fn post(
     server: &TestServer,
-    wire: Wire,
+    http: Http,
     path: &str,
     content_type: &str,
     body: Vec<u8>,
 ) -> Raw {
     let url = format!("{}{path}", server.url());
     raw(
-        wire,
+        http,
         &url,
         Method::POST,
         &[("content-type", content_type), ("accept", content_type)],
@@ -52,25 +52,25 @@ const CHECK: &str = "/grpc.health.v1.Health/Check";
 #[tokio::test]
 async fn malformed_frames() {
     let server = TestServer::start().await;
-    for wire in [Wire::Http1, Wire::Http2] {
+    for http in [Http::H1, Http::H2] {
         // A frame header cut short.
-        let r = post(&server, wire, CHECK, BINARY, vec![0, 0, 0]).await;
+        let r = post(&server, http, CHECK, BINARY, vec![0, 0, 0]).await;
         grpc_error(&r, "13", "Unexpected EOF");
         // A length prefix larger than the body.
-        let r = post(&server, wire, CHECK, BINARY, vec![0, 0, 0, 0, 16, 0x0a, 1]).await;
+        let r = post(&server, http, CHECK, BINARY, vec![0, 0, 0, 0, 16, 0x0a, 1]).await;
         grpc_error(&r, "13", "Unexpected EOF");
         // A message over the size limit.
         let mut big = frame(&req(&"a".repeat(20_000))).to_vec();
         big.truncate(big.len());
-        let r = post(&server, wire, CHECK, BINARY, big).await;
+        let r = post(&server, http, CHECK, BINARY, big).await;
         grpc_error(&r, "8", "the limit is: 16384 bytes");
         // Compressed without saying how.
-        let r = post(&server, wire, CHECK, BINARY, vec![1, 0, 0, 0, 0]).await;
+        let r = post(&server, http, CHECK, BINARY, vec![1, 0, 0, 0, 0]).await;
         grpc_error(&r, "13", "compressed-flag");
         // Not protobuf at all.
         let r = post(
             &server,
-            wire,
+            http,
             CHECK,
             BINARY,
             vec![0, 0, 0, 0, 2, 0xff, 0xff],
@@ -86,7 +86,7 @@ async fn invalid_utf8_service_name() {
     let server = TestServer::start().await;
     let r = post(
         &server,
-        Wire::Http1,
+        Http::H1,
         CHECK,
         BINARY,
         vec![0, 0, 0, 0, 3, 0x0a, 1, 0xff],
@@ -103,7 +103,7 @@ async fn invalid_utf8_service_name() {
 #[tokio::test]
 async fn bad_base64() {
     let server = TestServer::start().await;
-    let r = post(&server, Wire::Http1, CHECK, TEXT, b"A$$$AAA=".to_vec()).await;
+    let r = post(&server, Http::H1, CHECK, TEXT, b"A$$$AAA=".to_vec()).await;
     grpc_error(&r, "13", "Invalid symbol 36");
     still_serving(&server).await;
 }
@@ -111,13 +111,13 @@ async fn bad_base64() {
 #[tokio::test]
 async fn wrong_content_type_method_and_protocol() {
     let server = TestServer::start().await;
-    for wire in [Wire::Http1, Wire::Http2] {
+    for http in [Http::H1, Http::H2] {
         for ct in [
             "text/plain",
             "application/json",
             "application/grpc-web+json",
         ] {
-            let r = post(&server, wire, CHECK, ct, b"{}".to_vec()).await;
+            let r = post(&server, http, CHECK, ct, b"{}".to_vec()).await;
             assert_eq!(r.status, 415, "{ct}");
             let body = String::from_utf8_lossy(&r.body);
             assert!(
@@ -127,13 +127,13 @@ async fn wrong_content_type_method_and_protocol() {
             assert!(body.contains("application/grpc-web-text"), "{body}");
         }
         let url = format!("{}{CHECK}", server.url());
-        let r = raw(wire, &url, Method::GET, &[("content-type", BINARY)], "").await;
+        let r = raw(http, &url, Method::GET, &[("content-type", BINARY)], "").await;
         assert_eq!(r.status, 405);
         assert_eq!(r.headers["allow"], "POST");
     }
     let r = post(
         &server,
-        Wire::Http1,
+        Http::H1,
         CHECK,
         "application/grpc",
         frame(&req("")).to_vec(),
@@ -148,7 +148,7 @@ async fn wrong_content_type_method_and_protocol() {
 async fn unknown_methods_and_services_are_unimplemented_by_name() {
     let server = TestServer::start().await;
     for path in ["/grpc.health.v1.Health/Nope", "/acme.Billing/Charge"] {
-        let r = post(&server, Wire::Http1, path, BINARY, frame(&req("")).to_vec()).await;
+        let r = post(&server, Http::H1, path, BINARY, frame(&req("")).to_vec()).await;
         grpc_error(&r, "12", &format!("unknown method {path}"));
     }
     let mut client = server.client().await;

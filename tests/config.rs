@@ -202,6 +202,11 @@ fn bad_settings_are_refused_before_listening() {
             &["--cors-origin", "*", "--cors-allow-header", "x y"],
             "--cors-allow-header \"x y\" is not a header name",
         ),
+        // Refused even before any origin is named: the typo is there all the same.
+        (
+            &["--cors-allow-header", "x y"],
+            "--cors-allow-header \"x y\" is not a header name",
+        ),
         (
             &["--config", missing],
             "cannot read config file /nonexistent/healthweb.toml",

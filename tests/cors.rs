@@ -3,7 +3,7 @@
 
 use http::Method;
 
-use crate::util::{Raw, TestServer, Wire, frame, raw, req};
+use crate::util::{Http, Raw, TestServer, frame, raw, req};
 
 async fn server(origins: &[&str]) -> TestServer {
     TestServer::with(|s| s.cors.origins = origins.iter().map(|o| o.to_string()).collect()).await
@@ -19,7 +19,7 @@ async fn preflight(server: &TestServer, origin: &str) -> Raw {
             "content-type,x-grpc-web,x-user-agent,grpc-timeout",
         ),
     ];
-    raw(Wire::Http1, &url, Method::OPTIONS, &headers, "").await
+    raw(Http::H1, &url, Method::OPTIONS, &headers, "").await
 }
 
 async fn check_from(server: &TestServer, origin: &str) -> Raw {
@@ -29,7 +29,7 @@ async fn check_from(server: &TestServer, origin: &str) -> Raw {
         ("content-type", "application/grpc-web+proto"),
         ("x-grpc-web", "1"),
     ];
-    raw(Wire::Http1, &url, Method::POST, &headers, frame(&req(""))).await
+    raw(Http::H1, &url, Method::POST, &headers, frame(&req(""))).await
 }
 
 fn header<'a>(raw: &'a Raw, name: &str) -> Option<&'a str> {

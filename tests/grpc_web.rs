@@ -13,7 +13,7 @@ use http::Method;
 use prost::Message;
 
 use crate::util::{
-    Raw, TestServer, WebReply, Wire, decode_web, frame, raw, req, status_of, within,
+    Http, Raw, TestServer, WebReply, decode_web, frame, raw, req, status_of, within,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -22,16 +22,16 @@ enum Encoding {
     Text,
 }
 
-const MODES: [(Wire, Encoding); 4] = [
-    (Wire::Http1, Encoding::Binary),
-    (Wire::Http1, Encoding::Text),
-    (Wire::Http2, Encoding::Binary),
-    (Wire::Http2, Encoding::Text),
+const MODES: [(Http, Encoding); 4] = [
+    (Http::H1, Encoding::Binary),
+    (Http::H1, Encoding::Text),
+    (Http::H2, Encoding::Binary),
+    (Http::H2, Encoding::Text),
 ];
 
 async fn call(
     server: &TestServer,
-    (wire, encoding): (Wire, Encoding),
+    (http, encoding): (Http, Encoding),
     method: &str,
     body: Bytes,
     extra: &[(&str, &str)],
@@ -52,7 +52,7 @@ async fn call(
     ];
     headers.extend_from_slice(extra);
     let url = format!("{}/grpc.health.v1.Health/{method}", server.url());
-    let raw = raw(wire, &url, Method::POST, &headers, body).await;
+    let raw = raw(http, &url, Method::POST, &headers, body).await;
     assert_eq!(raw.status, 200);
     let got_type = raw.headers["content-type"].to_str().unwrap();
     assert!(

@@ -21,7 +21,7 @@ use tonic::transport::Channel;
 
 use crate::{
     interop::python,
-    util::{Binary, TestServer, Wire, client, raw, req, run_cli, web_unary, within},
+    util::{Binary, Http, TestServer, client, raw, req, run_cli, web_unary, within},
 };
 
 async fn history(url: &str) -> HistoryClient<Channel> {
@@ -376,7 +376,7 @@ async fn bad_ranges_and_unknown_services() {
 
 /// Fetches `path` from the server: (status, headers, body).
 async fn get(url: &str) -> (u16, http::HeaderMap, String) {
-    let r = raw(Wire::Http1, url, Method::GET, &[], "").await;
+    let r = raw(Http::H1, url, Method::GET, &[], "").await;
     (
         r.status.as_u16(),
         r.headers,
@@ -482,12 +482,30 @@ async fn metrics_parse_with_a_real_parser_and_move_after_checks() {
         health.check(req("api")).await.unwrap();
     }
     health.check(req("nobody")).await.unwrap_err();
+    // An oversize message: the client gets RESOURCE_EXHAUSTED, and so does /metrics.
+    let oversize = health.check(req(&"x".repeat(20_000))).await.unwrap_err();
+    assert_eq!(
+        oversize.code(),
+        tonic::Code::ResourceExhausted,
+        "{oversize:?}"
+    );
     let _watch = health.watch(req("api")).await.unwrap();
     let (_, _, after) = get(&format!("{}/metrics", server.url())).await;
     let after = parse_metrics(&after);
     assert_eq!(sample(&after, ok) - sample(&before, ok), 3.0, "{after:#?}");
     assert_eq!(sample(&after, not_found) - sample(&before, not_found), 1.0);
-    assert_eq!(sample(&after, started) - sample(&before, started), 4.0);
+    assert_eq!(sample(&after, started) - sample(&before, started), 5.0);
+    let code = |code: &str| {
+        format!(
+            r#"grpc_server_handled_total{{grpc_code="{code}",grpc_method="Check",grpc_service="grpc.health.v1.Health",grpc_type="unary"}}"#
+        )
+    };
+    let exhausted = code("ResourceExhausted");
+    assert_eq!(
+        sample(&after, &exhausted) - sample(&before, &exhausted),
+        1.0
+    );
+    assert_eq!(sample(&after, &code("OutOfRange")), 0.0, "{after:#?}");
     for line in [
         r#"healthweb_service_status{service="api",status="NOT_SERVING"} 1"#,
         r#"healthweb_service_status{service="api",status="SERVING"} 0"#,

@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     interop::Peer,
-    util::{LIMIT, TestServer, Wire, decode_web, frame, raw, req, within},
+    util::{Http, LIMIT, TestServer, decode_web, frame, raw, req, within},
 };
 
 /// An upstream entry as a config file would have it; probes every 100 ms with a
@@ -73,7 +73,7 @@ async fn a_watched_upstream_flip_is_taken_at_once_and_reaches_grpc_web_watchers(
     ];
     let browser = tokio::spawn(async move {
         raw(
-            Wire::Http1,
+            Http::H1,
             &url,
             Method::POST,
             &headers,

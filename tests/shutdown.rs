@@ -10,7 +10,7 @@ use http_body_util::Full;
 use nix::sys::signal::Signal;
 use tokio::io::AsyncWriteExt;
 
-use crate::util::{Binary, Wire, client, collect, decode_web, frame, req, send, status_of, within};
+use crate::util::{Binary, Http, client, collect, decode_web, frame, req, send, status_of, within};
 
 #[tokio::test]
 async fn sigterm_tells_watchers_then_drains_within_the_grace() {
@@ -34,7 +34,7 @@ async fn sigterm_tells_watchers_then_drains_within_the_grace() {
         .header("content-type", "application/grpc-web+proto")
         .body(Full::new(frame(&req(""))))
         .unwrap();
-    let web = send(Wire::Http1, watch).await;
+    let web = send(Http::H1, watch).await;
     let web = tokio::spawn(collect(web));
 
     let start = Instant::now();

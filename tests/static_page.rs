@@ -3,11 +3,11 @@
 use healthweb_proto::pb::health_check_response::ServingStatus;
 use http::Method;
 
-use crate::util::{TestServer, Wire, raw};
+use crate::util::{Http, TestServer, raw};
 
 async fn get(url: &str, accept: Option<&str>) -> (u16, String, String) {
     let headers: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
-    let raw = raw(Wire::Http1, url, Method::GET, &headers, "").await;
+    let raw = raw(Http::H1, url, Method::GET, &headers, "").await;
     let ct = raw
         .headers
         .get("content-type")
@@ -44,14 +44,7 @@ async fn healthz_follows_the_registry() {
     assert_eq!(body, r#"{"service":"db","status":"NOT_SERVING"}"#);
     server.registry.shutdown();
     assert_eq!(get(&format!("{url}/healthz"), None).await.0, 503);
-    let head = raw(
-        Wire::Http1,
-        &format!("{url}/healthz"),
-        Method::HEAD,
-        &[],
-        "",
-    )
-    .await;
+    let head = raw(Http::H1, &format!("{url}/healthz"), Method::HEAD, &[], "").await;
     assert_eq!(head.status, 503);
 }
 

@@ -6,19 +6,21 @@
 //! One module per subject: `check`, `watch`, `list` (native gRPC and the spec),
 //! `grpc_web` (binary and text over HTTP/1.1 and HTTP/2), `curl` (the README's
 //! command lines), `static_page` (`/healthz` and the www files), `reflection`,
-//! `cors`, `config` (SIGHUP reload), `admin`, `shutdown` (SIGTERM), `bad_input`,
+//! `cors`, `config` (SIGHUP reload), `conformance` (every answer beside the
+//! reference, tonic-health behind tonic-web), `admin`, `shutdown` (SIGTERM), `bad_input`,
 //! `interop` (Python grpcio), `tls`, `probe` (`healthweb check`),
-//! `monitor` (upstreams), `attack` (hostile and broken connections), `history`
-//! (History, badges, metrics), `replicas` (several healthweb on one PostgreSQL),
-//! `default_history` (where history goes without `--history`), `deploy` (the
-//! Kubernetes and compose files), and the shared
-//! harness: `util`, and `pg`, a throwaway PostgreSQL.
+//! `monitor` (upstreams), `release` (the release binary's dynamic section),
+//! `attack` (hostile and broken connections), `history` (History, badges,
+//! metrics), `replicas` (several healthweb on one PostgreSQL), `default_history`
+//! (where history goes without `--history`), `deploy` (the Kubernetes and compose
+//! files), and the shared harness: `util`, and `pg`, a throwaway PostgreSQL.
 
 mod admin;
 mod attack;
 mod bad_input;
 mod check;
 mod config;
+mod conformance;
 mod cors;
 mod curl;
 mod default_history;
@@ -31,6 +33,7 @@ mod monitor;
 mod pg;
 mod probe;
 mod reflection;
+mod release;
 mod replicas;
 mod shutdown;
 mod static_page;

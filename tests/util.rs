@@ -9,9 +9,10 @@ use std::{
     time::Duration,
 };
 
-use bytes::{Buf, Bytes};
-use healthweb_proto::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+use bytes::Bytes;
+use healthweb_proto::{
+    pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient},
+    wire,
 };
 use healthweb_server::{HealthRegistry, Server, Settings, history::Location};
 use http_body_util::{BodyExt, Full};
@@ -240,11 +241,11 @@ pub fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String)
     )
 }
 
-/// How a raw gRPC-Web request travels.
-#[derive(Clone, Copy, Debug)]
-pub enum Wire {
-    Http1,
-    Http2,
+/// Which HTTP a raw request travels over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Http {
+    H1,
+    H2,
 }
 
 /// A raw HTTP response: status, headers, the whole body.
@@ -256,7 +257,7 @@ pub struct Raw {
 
 /// Sends one HTTP request with `body` and collects the whole response.
 pub async fn raw(
-    wire: Wire,
+    http: Http,
     url: &str,
     method: http::Method,
     headers: &[(&str, &str)],
@@ -267,26 +268,26 @@ pub async fn raw(
         request = request.header(*name, *value);
     }
     let request = request.body(Full::new(body.into())).unwrap();
-    collect(send(wire, request).await).await
+    collect(send(http, request).await).await
 }
 
 /// Sends `request`; returns once the response's head arrives, so a streaming
 /// call (Watch) is known to be open.
 pub async fn send(
-    wire: Wire,
+    http: Http,
     request: http::Request<Full<Bytes>>,
 ) -> http::Response<hyper::body::Incoming> {
     let mut builder = Client::builder(TokioExecutor::new());
-    if matches!(wire, Wire::Http2) {
+    if http == Http::H2 {
         builder.http2_only(true);
     }
     let client = builder.build_http::<Full<Bytes>>();
     let response = within(client.request(request)).await.unwrap();
     assert_eq!(
         response.version(),
-        match wire {
-            Wire::Http1 => http::Version::HTTP_11,
-            Wire::Http2 => http::Version::HTTP_2,
+        match http {
+            Http::H1 => http::Version::HTTP_11,
+            Http::H2 => http::Version::HTTP_2,
         }
     );
     response
@@ -294,7 +295,7 @@ pub async fn send(
 
 /// `GET url` over HTTP/1.1, which must answer 200: its body, as text.
 pub async fn get_ok(url: &str) -> String {
-    let r = raw(Wire::Http1, url, http::Method::GET, &[], "").await;
+    let r = raw(Http::H1, url, http::Method::GET, &[], "").await;
     assert_eq!(r.status, 200, "GET {url}");
     String::from_utf8_lossy(&r.body).into_owned()
 }
@@ -338,11 +339,7 @@ impl WebReply {
 
 /// Frames a protobuf message for gRPC(-Web): flag byte, big-endian length, bytes.
 pub fn frame(message: &impl Message) -> Bytes {
-    let body = message.encode_to_vec();
-    let mut out = vec![0u8];
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&body);
-    out.into()
+    wire::message_frame(&message.encode_to_vec()).into()
 }
 
 /// One unary call at `url` as a browser makes it (gRPC-Web binary, HTTP/1.1): the
@@ -350,7 +347,7 @@ pub fn frame(message: &impl Message) -> Bytes {
 pub async fn web_unary<M: Message + Default>(url: &str, request: &impl Message) -> M {
     let reply = decode_web(
         &raw(
-            Wire::Http1,
+            Http::H1,
             url,
             http::Method::POST,
             &[("content-type", "application/grpc-web+proto")],
@@ -372,50 +369,28 @@ pub fn decode_web(raw: &Raw) -> WebReply {
         })
         .collect();
     let ct = raw.headers[http::header::CONTENT_TYPE].to_str().unwrap();
-    let mut body = if ct.starts_with("application/grpc-web-text") {
+    let body = if wire::Framing::of(ct) == Some(wire::Framing::WebText) {
         decode_text(&raw.body)
     } else {
         raw.body.clone()
     };
+    let mut frames = wire::FrameDecoder::default();
+    frames.push(&body);
     let mut messages = Vec::new();
-    while body.remaining() >= 5 {
-        let flag = body.get_u8();
-        let len = body.get_u32() as usize;
-        let data = body.split_to(len);
-        if flag & 0x80 != 0 {
-            for line in String::from_utf8_lossy(&data).split("\r\n") {
-                if let Some((k, v)) = line.split_once(':') {
-                    trailers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-                }
-            }
-        } else {
-            messages.push(data);
+    while let Some(frame) = frames.next_frame() {
+        match frame {
+            wire::Frame::Message { bytes, .. } => messages.push(bytes.into()),
+            wire::Frame::Trailers(block) => trailers.extend(block),
         }
     }
-    assert!(!body.has_remaining(), "trailing bytes in gRPC-Web body");
+    assert_eq!(frames.pending(), 0, "trailing bytes in gRPC-Web body");
     WebReply { messages, trailers }
 }
 
-/// grpc-web-text bodies are base64 chunks, each padded on its own.
+/// A whole gRPC-Web text body, decoded: base64 pieces, each padded on its own.
 pub fn decode_text(text: &[u8]) -> Bytes {
-    use base64::Engine;
-    let mut out = Vec::new();
-    let text = std::str::from_utf8(text).unwrap();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let end = rest.find('=').map_or(rest.len(), |i| {
-            let mut j = i;
-            while rest[j..].starts_with('=') {
-                j += 1;
-            }
-            j
-        });
-        out.extend(
-            base64::engine::general_purpose::STANDARD
-                .decode(&rest[..end])
-                .unwrap(),
-        );
-        rest = &rest[end..];
-    }
-    out.into()
+    let mut decoder = wire::TextDecoder::default();
+    let bytes = decoder.push(text).expect("base64");
+    assert!(decoder.is_whole(), "gRPC-Web text ends mid-quantum");
+    bytes.into()
 }

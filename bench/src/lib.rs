@@ -1,4 +1,5 @@
-//! Helpers shared by the bench binaries: flags, `/proc` memory, percentiles, and
+//! Helpers shared by the bench binaries: flags, `/proc` memory (RSS, and the
+//! private part from `smaps_rollup`), percentiles, and
 //! the admin call that flips a status.
 
 use std::{collections::HashMap, time::Duration};
@@ -68,6 +69,17 @@ pub fn rss_kib(pid: &str) -> u64 {
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A field of `/proc/PID/smaps_rollup` (`Private_Dirty`, `Anonymous`, ...), in KiB: the
+/// whole process's mappings summed by the kernel.
+pub fn smaps_kib(pid: &str, field: &str) -> u64 {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    rollup
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }

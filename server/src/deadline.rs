@@ -20,15 +20,15 @@ use std::{
     time::Duration,
 };
 
-use axum::body::Body;
 use bytes::Bytes;
+use healthweb_proto::wire;
 use http::{HeaderMap, Request, Response};
 use http_body::Frame;
 use tokio::time::{Instant, Sleep};
-use tonic::Status;
+use tonic::{Status, body::Body};
 use tower::{Layer, Service};
 
-use crate::routes::BoxFuture;
+use crate::answer::GrpcFuture;
 
 /// Adds [`CallDeadline`] to a gRPC service.
 #[derive(Debug, Clone, Copy)]
@@ -55,22 +55,20 @@ pub struct CallDeadline<S> {
     request_body_timeout: Duration,
 }
 
-impl<S, B> Service<Request<B>> for CallDeadline<S>
+impl<S> Service<Request<Body>> for CallDeadline<S>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
     S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture;
+    type Future = GrpcFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> BoxFuture {
+    fn call(&mut self, request: Request<Body>) -> GrpcFuture {
         let now = Instant::now();
         let deadline = grpc_timeout(request.headers()).map(|timeout| now + timeout);
         let body_stop = match deadline {
@@ -95,7 +93,7 @@ where
 
 /// When a [`Timed`] body gives up, and why.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Stop {
+enum Stop {
     /// The caller's `grpc-timeout`.
     Deadline(Instant),
     /// No `grpc-timeout`, and the request body took longer than the limit.
@@ -103,14 +101,14 @@ pub(crate) enum Stop {
 }
 
 impl Stop {
-    pub(crate) fn at(self) -> Instant {
+    fn at(self) -> Instant {
         match self {
             Self::Deadline(at) | Self::BodyStalled(at, _) => at,
         }
     }
 
     /// Made only when the clock runs out: most calls never pay for the message.
-    pub(crate) fn status(self) -> Status {
+    fn status(self) -> Status {
         match self {
             Self::Deadline(_) => {
                 Status::deadline_exceeded("the call reached its deadline (grpc-timeout)")
@@ -162,16 +160,15 @@ impl<B> Timed<B> {
 
 impl<B> http_body::Body for Timed<B>
 where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: Into<axum::BoxError>,
+    B: http_body::Body<Data = Bytes, Error = Status>,
 {
     type Data = Bytes;
-    type Error = axum::Error;
+    type Error = Status;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = self.project();
         if *this.done {
             return Poll::Ready(None);
@@ -183,7 +180,7 @@ where
             {
                 *this.done = true;
             }
-            return Poll::Ready(frame.map(|f| f.map_err(axum::Error::new)));
+            return Poll::Ready(frame);
         }
         let stop_at = this.stop.at();
         let sleep = this
@@ -195,7 +192,7 @@ where
         *this.done = true;
         let status = this.stop.status();
         Poll::Ready(Some(if *this.request {
-            Err(axum::Error::new(status))
+            Err(status)
         } else {
             Ok(Frame::trailers(trailers(&status)))
         }))
@@ -214,45 +211,8 @@ fn trailers(status: &Status) -> HeaderMap {
     headers
 }
 
-/// The caller's deadline from `grpc-timeout` (`1S`, `250m`, ...), as the gRPC
-/// HTTP/2 protocol spells it: at most 8 digits and one unit letter.
+/// The caller's deadline from `grpc-timeout`, if it sent a valid one.
 pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
     const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
-    let value = headers.get(&GRPC_TIMEOUT)?.to_str().ok()?;
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let amount: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(amount * 3600),
-        "M" => Duration::from_secs(amount * 60),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return None,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_timeout_units() {
-        let mut headers = HeaderMap::new();
-        for (value, want) in [
-            ("3S", Some(Duration::from_secs(3))),
-            ("250m", Some(Duration::from_millis(250))),
-            ("2H", Some(Duration::from_secs(7200))),
-            ("123456789S", None),
-            ("S", None),
-            ("5x", None),
-            ("+5S", None),
-        ] {
-            headers.insert("grpc-timeout", value.parse().unwrap());
-            assert_eq!(grpc_timeout(&headers), want, "{value}");
-        }
-    }
+    wire::parse_timeout(headers.get(&GRPC_TIMEOUT)?.to_str().ok()?)
 }

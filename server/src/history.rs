@@ -263,6 +263,13 @@ impl History {
         }
     }
 
+    /// A history in memory only (for a program that assembles the routes itself).
+    pub fn memory() -> Result<Self, StoreError> {
+        Ok(Self {
+            store: Arc::new(sqlite::Sqlite::memory()?),
+        })
+    }
+
     /// The store, for a query.
     pub fn store(&self) -> &dyn Store {
         &*self.store

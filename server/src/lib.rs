@@ -23,7 +23,8 @@
 //! - [`routes`]: which request goes where; [`web`]: `/healthz`, `/upstreams`, the
 //!   page; [`cors`]: which other origins may call.
 //! - [`serve`]: the accept loop, every connection's clock and limits, the bounded
-//!   drain; [`deadline`]: every gRPC call's clock; [`fast`]: Check in one step.
+//!   drain; [`deadline`]: every gRPC call's clock; [`answer`]: the boxed answer
+//!   futures the app and its layers share.
 //! - [`config`]: `--service` flags and the TOML file, reloaded on SIGHUP.
 //! - [`upstream`], [`monitor`]: `[[upstream]]` entries and the tasks that watch them.
 //! - [`history`]: every status change, kept in SQLite or PostgreSQL, and the
@@ -34,11 +35,11 @@
 //! - [`tls`]: the server's rustls configuration, mTLS included.
 
 pub mod admin;
+pub mod answer;
 pub mod badge;
 pub mod config;
 pub mod cors;
 pub mod deadline;
-pub mod fast;
 pub mod fleet;
 pub mod health;
 pub mod history;
@@ -56,6 +57,5 @@ pub mod web;
 
 pub use health::{HealthLimits, HealthService};
 pub use registry::HealthRegistry;
-pub use serve::ConnectionLimits;
 pub use server::{Listeners, Reloader, Server};
-pub use settings::{Settings, SettingsError};
+pub use settings::{ConnectionLimits, Settings, SettingsError};

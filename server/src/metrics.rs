@@ -22,9 +22,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::body::Body;
 use bytes::Bytes;
-use healthweb_proto::pb::health_check_response::ServingStatus;
+use healthweb_proto::{pb::health_check_response::ServingStatus, wire::path};
 use http::{HeaderMap, Request, Response};
 use http_body::Frame;
 use prometheus_client::{
@@ -33,52 +32,33 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
+use tonic::body::Body;
 use tower::{Layer, Service};
 
 use crate::{
+    answer::GrpcFuture,
     monitor::ProbeObserver,
     registry::{HealthRegistry, Observer, Reason},
-    routes::BoxFuture,
 };
 
 /// Every gRPC method served: path, service, method, go-grpc-prometheus type.
 const METHODS: [(&str, &str, &str, &str); 8] = [
+    (path::CHECK, "grpc.health.v1.Health", "Check", "unary"),
     (
-        "/grpc.health.v1.Health/Check",
-        "grpc.health.v1.Health",
-        "Check",
-        "unary",
-    ),
-    (
-        "/grpc.health.v1.Health/Watch",
+        path::WATCH,
         "grpc.health.v1.Health",
         "Watch",
         "server_stream",
     ),
+    (path::LIST, "grpc.health.v1.Health", "List", "unary"),
     (
-        "/grpc.health.v1.Health/List",
-        "grpc.health.v1.Health",
-        "List",
-        "unary",
-    ),
-    (
-        "/healthweb.v1.History/Transitions",
+        path::TRANSITIONS,
         "healthweb.v1.History",
         "Transitions",
         "unary",
     ),
-    (
-        "/healthweb.v1.History/Uptime",
-        "healthweb.v1.History",
-        "Uptime",
-        "unary",
-    ),
-    (
-        "/healthweb.v1.History/Latency",
-        "healthweb.v1.History",
-        "Latency",
-        "unary",
-    ),
+    (path::UPTIME, "healthweb.v1.History", "Uptime", "unary"),
+    (path::LATENCY, "healthweb.v1.History", "Latency", "unary"),
     (
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
         "grpc.reflection.v1.ServerReflection",
@@ -92,10 +72,6 @@ const METHODS: [(&str, &str, &str, &str); 8] = [
         "bidi_stream",
     ),
 ];
-
-/// `METHODS`' Check and Watch.
-const CHECK: usize = 0;
-const WATCH: usize = 1;
 
 /// gRPC's codes as Go spells them, which go-grpc-prometheus's dashboards expect.
 const GO_CODES: [&str; 17] = [
@@ -276,19 +252,6 @@ impl Metrics {
         let _ = self.inner.scrape.0.set(registry);
     }
 
-    /// A Watch the fast path serves starts now ([`crate::fast`]).
-    pub(crate) fn watch_started(&self) -> Call {
-        Call::start(self, WATCH)
-    }
-
-    /// Counts a Check the fast path answered ([`crate::fast`]).
-    pub fn check_answered(&self, took: Duration, code: tonic::Code) {
-        let series = &self.inner.methods[CHECK];
-        series.started.inc();
-        series.handled[code as usize].inc();
-        series.handling.observe(took.as_secs_f64());
-    }
-
     /// The gRPC layer that counts every call of a known method.
     pub fn layer(&self) -> GrpcMetricsLayer {
         GrpcMetricsLayer(self.clone())
@@ -390,25 +353,24 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture;
+    type Future = GrpcFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> BoxFuture {
+    fn call(&mut self, request: Request<B>) -> GrpcFuture {
         let Some(method) = METHODS.iter().position(|m| m.0 == request.uri().path()) else {
             return Box::pin(self.inner.call(request));
         };
-        let call = Call::start(&self.metrics, method);
+        let mut started = Started::now(&self.metrics, method);
         let answer = self.inner.call(request);
         Box::pin(async move {
-            let mut call = call;
             let response = answer.await?;
             if let Some(code) = code_of(response.headers()) {
-                call.handled(code);
+                started.handled(code);
             }
-            Ok(response.map(|body| Body::new(Counted { body, call })))
+            Ok(response.map(|body| Body::new(Counted { body, started })))
         })
     }
 }
@@ -420,16 +382,16 @@ fn code_of(headers: &HeaderMap) -> Option<usize> {
 
 /// One call in flight; counted once, when it ends (CANCELLED if it is dropped
 /// before).
-pub(crate) struct Call {
+struct Started {
     metrics: Metrics,
     method: usize,
     started: Instant,
     done: bool,
 }
 
-impl Call {
+impl Started {
     /// A call of `METHODS[method]` starts now.
-    fn start(metrics: &Metrics, method: usize) -> Self {
+    fn now(metrics: &Metrics, method: usize) -> Self {
         metrics.inner.methods[method].started.inc();
         Self {
             metrics: metrics.clone(),
@@ -437,16 +399,6 @@ impl Call {
             started: Instant::now(),
             done: false,
         }
-    }
-
-    /// Whether it was counted as ended.
-    pub(crate) fn is_done(&self) -> bool {
-        self.done
-    }
-
-    /// It ended with `code`.
-    pub(crate) fn ended(&mut self, code: tonic::Code) {
-        self.handled(code as usize);
     }
 
     fn handled(&mut self, code: usize) {
@@ -461,7 +413,7 @@ impl Call {
     }
 }
 
-impl Drop for Call {
+impl Drop for Started {
     fn drop(&mut self) {
         // Ended without a status: the client went away.
         self.handled(1);
@@ -473,28 +425,28 @@ pin_project_lite::pin_project! {
     struct Counted {
         #[pin]
         body: Body,
-        call: Call,
+        started: Started,
     }
 }
 
 impl http_body::Body for Counted {
     type Data = Bytes;
-    type Error = axum::Error;
+    type Error = tonic::Status;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
         let this = self.project();
         let frame = std::task::ready!(this.body.poll_frame(cx));
         match &frame {
             Some(Ok(frame)) => {
                 if let Some(code) = frame.trailers_ref().and_then(code_of) {
-                    this.call.handled(code);
+                    this.started.handled(code);
                 }
             }
             // The stream broke: the status never came.
-            Some(Err(_)) => this.call.handled(2),
+            Some(Err(_)) => this.started.handled(2),
             None => {}
         }
         Poll::Ready(frame)

@@ -276,14 +276,6 @@ impl HealthRegistry {
         }
     }
 
-    /// Wakes every watcher without changing a status, so that each looks again at
-    /// whatever else it waits for (the server draining).
-    pub fn wake_all(&self) {
-        for tx in self.read().services.values() {
-            tx.send_modify(|_| ());
-        }
-    }
-
     /// How many Watch streams follow `service` right now.
     pub fn watcher_count(&self, service: &str) -> usize {
         self.read()

@@ -15,12 +15,17 @@
 //! to send; native gRPC over HTTP/1.1 gets a 400 that says to use gRPC-Web.
 //! Only the gRPC routes sit behind tonic-web, which answers any other HTTP/1.1
 //! request with a bare 400.
+//!
+//! # The gRPC path
+//! Every gRPC call, whatever its method and wire, takes one path: tonic-web's
+//! layer, the metrics ([`crate::metrics`]), the call's clock ([`crate::deadline`]),
+//! [`Explain`], then tonic's [`Routes`] and the generated servers. A layer added
+//! there applies to every call.
 
 use std::{
     convert::Infallible,
     future::Future,
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -34,6 +39,7 @@ use futures_util::future::Either;
 use healthweb_proto::{
     history::history_server::{self, HistoryServer},
     pb::health_server::{self, HealthServer},
+    wire::{Framing, content_type},
 };
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -42,21 +48,14 @@ use tower::{Layer, Service};
 use tower_http::cors::CorsLayer;
 
 use crate::{
+    answer::BoxFuture,
     deadline::{CallDeadline, CallDeadlineLayer},
-    fast::{self, FastCheck},
     health::HealthService,
     history::service::HistoryService,
     metrics::GrpcMetrics,
     settings::Settings,
     web::{self, WebState},
 };
-
-const GRPC_WEB_TYPES: [&str; 4] = [
-    "application/grpc-web",
-    "application/grpc-web+proto",
-    "application/grpc-web-text",
-    "application/grpc-web-text+proto",
-];
 
 /// The gRPC services this server has, by their fully-qualified names.
 const GRPC_SERVICES: [&str; 4] = [
@@ -104,9 +103,8 @@ pub fn app(
         .add_service(history)
         .add_service(v1)
         .add_service(v1alpha)
-        .prepare()
-        .into_axum_router()
-        .fallback(unknown_method);
+        .prepare();
+    let grpc = Explain(grpc);
     let grpc = CallDeadlineLayer {
         request_body_timeout: settings.request_body_timeout,
     }
@@ -114,33 +112,19 @@ pub fn app(
     // Outside the deadline, so the answers it gives are counted too.
     let grpc = state.metrics.layer().layer(grpc);
     let grpc = tonic_web::GrpcWebLayer::new().layer(grpc);
-
-    let fast = Arc::new(FastCheck {
-        registry: state.registry.clone(),
-        metrics: state.metrics.clone(),
-        max_message: max,
-        max_service_name: settings.health.max_service_name,
-        request_body_timeout: settings.request_body_timeout,
-        draining: draining.clone(),
-    });
     let dispatch = Dispatch {
         grpc,
-        fast,
         web: web::router(&settings.www, state),
     };
     let cors = cors.map(|layer| layer.layer(dispatch.clone()));
     App { dispatch, cors }
 }
 
-async fn unknown_method(uri: Uri) -> Response<Body> {
-    unimplemented(uri.path())
-}
-
-fn unimplemented(path: &str) -> Response<Body> {
+fn unimplemented(path: &str) -> tonic::Status {
     tonic::Status::unimplemented(format!(
-        "unknown method {path}: this server has grpc.health.v1.Health (Check, Watch, List) and server reflection"
+        "unknown method {path}: this server has grpc.health.v1.Health (Check, Watch, List), \
+         healthweb.v1.History and server reflection"
     ))
-    .into_http::<Body>()
 }
 
 /// What to do with one request, decided from its headers alone.
@@ -160,32 +144,17 @@ fn classify(method: &Method, version: Version, uri: &Uri, headers: &HeaderMap) -
         .and_then(|p| p.split_once('/'))
         .is_some_and(|(service, _)| GRPC_SERVICES.contains(&service));
     match content_type {
-        Some(ct) if ct.starts_with("application/grpc-web") => {
-            if !GRPC_WEB_TYPES.contains(&ct) {
-                return unsupported(ct);
-            }
-            if method != Method::POST {
-                return not_post(method);
-            }
-            Kind::Grpc
-        }
-        Some(ct) if ct.starts_with("application/grpc") => {
-            if ct != "application/grpc" && ct != "application/grpc+proto" {
-                return unsupported(ct);
-            }
-            if version != Version::HTTP_2 {
-                return Kind::Reject(
-                    StatusCode::BAD_REQUEST,
-                    "native gRPC (application/grpc) needs HTTP/2 (h2c with prior knowledge); \
-                     over HTTP/1.1 send application/grpc-web or application/grpc-web-text\n"
-                        .into(),
-                );
-            }
-            if method != Method::POST {
-                return not_post(method);
-            }
-            Kind::Grpc
-        }
+        Some(ct) if ct.starts_with(content_type::GRPC) => match Framing::of(ct) {
+            None => unsupported(ct),
+            Some(_) if method != Method::POST => not_post(method),
+            Some(Framing::Grpc) if version != Version::HTTP_2 => Kind::Reject(
+                StatusCode::BAD_REQUEST,
+                "native gRPC (application/grpc) needs HTTP/2 (h2c with prior knowledge); \
+                 over HTTP/1.1 send application/grpc-web or application/grpc-web-text\n"
+                    .into(),
+            ),
+            Some(_) => Kind::Grpc,
+        },
         _ if grpc_path => unsupported(content_type.unwrap_or("(none)")),
         _ => Kind::Web,
     }
@@ -195,9 +164,14 @@ fn unsupported(content_type: &str) -> Kind {
     Kind::Reject(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         format!(
-            "unsupported content-type {content_type}: gRPC methods take application/grpc \
-             (HTTP/2), {}\n",
-            GRPC_WEB_TYPES.join(", ")
+            "unsupported content-type {content_type}: gRPC methods take {} or {} (HTTP/2), \
+             {}, {}, {} or {}\n",
+            content_type::GRPC,
+            content_type::GRPC_PROTO,
+            content_type::GRPC_WEB,
+            content_type::GRPC_WEB_PROTO,
+            content_type::GRPC_WEB_TEXT,
+            content_type::GRPC_WEB_TEXT_PROTO,
         ),
     )
 }
@@ -209,33 +183,81 @@ fn not_post(method: &Method) -> Kind {
     )
 }
 
-/// Puts right what the generated services answer in their own words: an
-/// oversize message is OUT_OF_RANGE to tonic but RESOURCE_EXHAUSTED to the
-/// status-code spec ("request message larger than max", as grpc-go and grpc-java
-/// answer); an unknown method of a known service gets UNIMPLEMENTED with no
-/// message, where a person wants to read which method. Both are trailers-only
-/// answers, so the status is a header here. The first is keyed on tonic's
-/// wording, pinned by the bad-input tests.
-fn explain(path: &str, response: &mut Response<Body>) {
-    let headers = response.headers_mut();
-    let status = headers.get("grpc-status").cloned();
+/// Puts right what tonic answers in its own words, as the innermost layer so that
+/// every layer outside sees the answer the client gets: an oversize message is
+/// OUT_OF_RANGE to tonic but RESOURCE_EXHAUSTED to the status-code spec ("request
+/// message larger than max", as grpc-go and grpc-java answer); an unknown method
+/// gets UNIMPLEMENTED with no message, where a person wants to read which method.
+/// Both are trailers-only answers, so the status is a header here. The first is
+/// keyed on tonic's wording, pinned by the bad-input and conformance tests.
+#[derive(Clone)]
+struct Explain<S>(S);
+
+impl<S, B> Service<Request<B>> for Explain<S>
+where
+    S: Service<Request<B>, Response = Response<tonic::body::Body>, Error = Infallible>,
+{
+    type Response = Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = Explained<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // A clone of the URI shares its bytes.
+        let uri = request.uri().clone();
+        Explained {
+            answer: self.0.call(request),
+            uri,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`Explain`]'s answer.
+    struct Explained<F> {
+        #[pin]
+        answer: F,
+        uri: Uri,
+    }
+}
+
+impl<F> Future for Explained<F>
+where
+    F: Future<Output = Result<Response<tonic::body::Body>, Infallible>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.answer.poll(cx))?;
+        explain(this.uri.path(), response.headers_mut());
+        Poll::Ready(Ok(response))
+    }
+}
+
+fn explain(path: &str, headers: &mut HeaderMap) {
+    let status = headers.get("grpc-status");
     let message = headers.get("grpc-message");
-    if status.as_ref().is_some_and(|s| s == "11")
+    if status.is_some_and(|s| s == "11")
         && message.is_some_and(|m| {
             m.as_bytes()
                 .starts_with(b"Error,%20decoded%20message%20length%20too%20large")
         })
     {
         headers.insert("grpc-status", HeaderValue::from_static("8"));
-    } else if status.as_ref().is_some_and(|s| s == "12") && message.is_none_or(|m| m.is_empty()) {
-        let explained = unimplemented(path);
-        headers.extend(
-            explained
-                .headers()
-                .iter()
-                .filter(|(name, _)| name.as_str() == "grpc-message")
-                .map(|(name, value)| (name.clone(), value.clone())),
-        );
+    } else if status.is_some_and(|s| s == "12") && message.is_none_or(|m| m.is_empty()) {
+        // Only the message: the status keeps the rest of its headers as tonic wrote them.
+        let mut explained = HeaderMap::new();
+        if unimplemented(path).add_header(&mut explained).is_ok() {
+            headers.extend(
+                explained
+                    .remove("grpc-message")
+                    .map(|m| (http::HeaderName::from_static("grpc-message"), m)),
+            );
+        }
     }
 }
 
@@ -243,31 +265,10 @@ fn explain(path: &str, response: &mut Response<Body>) {
 #[derive(Clone)]
 struct Dispatch {
     grpc: Grpc,
-    fast: Arc<FastCheck>,
     web: Router,
 }
 
-type Grpc = tonic_web::GrpcWebService<GrpcMetrics<CallDeadline<Router>>>;
-
-/// The general gRPC path: the services, with their answers explained.
-fn general<B>(grpc: &mut Grpc, request: Request<B>) -> BoxFuture
-where
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    // A clone of the URI shares its bytes: no copy on the hot path.
-    let uri = request.uri().clone();
-    let future = grpc.call(request.map(Body::new));
-    Box::pin(async move {
-        let mut response = future.await?.map(Body::new);
-        explain(uri.path(), &mut response);
-        Ok(response)
-    })
-}
-
-/// The app's answer, and its layers' (deadline, metrics), boxed.
-pub(crate) type BoxFuture =
-    Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+type Grpc = tonic_web::GrpcWebService<GrpcMetrics<CallDeadline<Explain<Routes>>>>;
 
 impl<B> Service<Request<B>> for Dispatch
 where
@@ -279,34 +280,17 @@ where
     type Future = BoxFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Both inner services are axum routers, which are always ready.
+        // Both inner services are always ready: tonic's routes and axum's router.
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         match classify(req.method(), req.version(), req.uri(), req.headers()) {
-            Kind::Grpc => match fast::Wire::of(req.headers()) {
-                Some(wire) if [fast::CHECK, fast::WATCH].contains(&req.uri().path()) => {
-                    let watch = req.uri().path() == fast::WATCH;
-                    let (fast, mut grpc) = (self.fast.clone(), self.grpc.clone());
-                    Box::pin(async move {
-                        let answered = if watch {
-                            fast.watch(req, wire).await
-                        } else {
-                            fast.check(req, wire).await
-                        };
-                        match answered {
-                            Ok(response) => Ok(response),
-                            Err(passed) => general(&mut grpc, passed).await,
-                        }
-                    })
-                }
-                _ => general(&mut self.grpc, req),
-            },
-            Kind::Web => {
-                let future = self.web.call(req.map(Body::new));
-                Box::pin(future)
+            Kind::Grpc => {
+                let answer = self.grpc.call(req);
+                Box::pin(async move { Ok(answer.await?.map(Body::new)) })
             }
+            Kind::Web => Box::pin(self.web.call(req.map(Body::new))),
             Kind::Reject(code, message) => {
                 let mut response = (code, message).into_response();
                 if code == StatusCode::METHOD_NOT_ALLOWED {

@@ -7,8 +7,9 @@
 //! - it must complete its first request (TLS handshake, protocol choice, HTTP/1.1
 //!   headers, or the HTTP/2 preface and first HEADERS) within the header-read
 //!   timeout, or it is closed;
-//! - with no request or stream open for the idle timeout, it is closed (HTTP/2
-//!   with GOAWAY); an open Watch stream is never idle;
+//! - with no request or stream open for the idle timeout, counted from the moment
+//!   it was set up or its last answer ended, it is closed (HTTP/2 with GOAWAY), as
+//!   grpc-go's `MaxConnectionIdle`; an open Watch stream is never idle;
 //! - HTTP/2 PINGs, and TCP keepalive under HTTP/1.1, find peers that vanished;
 //! - at the connection cap, the oldest connection with nothing in flight gives way
 //!   to the new one, so a probe is answered even when idle or silent sockets hold
@@ -50,65 +51,10 @@ use tokio_rustls::{TlsAcceptor, rustls::ServerConfig};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::Service;
 
-use crate::routes::App;
-
-/// Connection-level limits.
-#[derive(Debug, Clone)]
-pub struct ConnectionLimits {
-    /// Concurrent HTTP/2 streams per connection (each Watch holds one).
-    pub max_concurrent_streams: u32,
-    /// How long a new connection may take to complete its first request: the TLS
-    /// handshake, the protocol choice, the HTTP/1.1 headers or the HTTP/2 preface
-    /// and first HEADERS (slowloris, silent sockets). Later HTTP/1.1 requests get as
-    /// long for their headers.
-    pub header_read_timeout: Duration,
-    /// A connection with no request or stream open for this long is closed.
-    pub idle_timeout: Duration,
-    /// How often an HTTP/2 connection is PINGed (and the TCP keepalive time
-    /// under HTTP/1.1), to find peers that vanished without closing.
-    pub keepalive_interval: Duration,
-    /// How long a PING may go unanswered before the connection is closed.
-    pub keepalive_timeout: Duration,
-    /// Open connections at once (see the module documentation for what happens at the cap).
-    pub max_connections: usize,
-    /// How a refused HTTP/1.1 request's unread body is drained.
-    pub linger: Linger,
-}
-
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        Self {
-            max_concurrent_streams: 1024,
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(120),
-            keepalive_interval: Duration::from_secs(30),
-            keepalive_timeout: Duration::from_secs(20),
-            max_connections: 10_000,
-            linger: Linger::default(),
-        }
-    }
-}
-
-/// After an HTTP/1.1 answer that did not read the whole request body (a refusal),
-/// what is left of the body is read and thrown away, for at most `timeout` and
-/// `max_bytes` (nginx's lingering close): closing at once would reset the
-/// connection while the client is still sending, and it would never read the answer.
-#[derive(Debug, Clone, Copy)]
-pub struct Linger {
-    /// How long to keep reading.
-    pub timeout: Duration,
-    /// How much to read at most.
-    pub max_bytes: u64,
-}
-
-impl Default for Linger {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(2),
-            max_bytes: 1 << 20,
-        }
-    }
-}
+use crate::{
+    routes::App,
+    settings::{ConnectionLimits, Linger},
+};
 
 type Builder = auto::Builder<Streams>;
 
@@ -233,8 +179,11 @@ impl Shared {
         // streams a connection may have open.
         let mut running = tokio::task::unconstrained(streams.running());
         let idle = self.limits.idle_timeout;
-        // The clock rings at the first of the two deadlines, and is set again each time.
-        let clock = tokio::time::sleep_until(first_request_by.min(Instant::now() + idle));
+        // Idle from the moment it was set up, as grpc-go's MaxConnectionIdle counts:
+        // a connection that never asks anything is closed at the first of the two.
+        let unused_by = conn.epoch + idle;
+        // The clock rings at the first deadline that applies, and is set again each time.
+        let clock = tokio::time::sleep_until(first_request_by.min(unused_by));
         tokio::pin!(clock);
         let mut closing = false;
         loop {
@@ -254,14 +203,26 @@ impl Shared {
                     closing = true;
                     connection.as_mut().graceful_shutdown();
                 }
-                () = clock.as_mut(), if !closing => {
+                // Before a first request the header-read deadline holds even while
+                // closing, so a peer that ignores GOAWAY cannot keep the socket.
+                () = clock.as_mut(), if !closing || !conn.started() => {
                     if !conn.started() {
-                        if Instant::now() < first_request_by {
-                            clock.as_mut().reset(first_request_by);
-                            continue;
+                        let now = Instant::now();
+                        if now >= first_request_by {
+                            tracing::debug!(%peer, "no request within the header-read timeout; closing");
+                            return;
                         }
-                        tracing::debug!(%peer, "no request within the header-read timeout; closing");
-                        return;
+                        if !closing && now >= unused_by {
+                            tracing::debug!(%peer, "idle since it was set up; closing");
+                            closing = true;
+                            connection.as_mut().graceful_shutdown();
+                        }
+                        clock.as_mut().reset(if closing {
+                            first_request_by
+                        } else {
+                            first_request_by.min(unused_by)
+                        });
+                        continue;
                     }
                     match conn.idle_since() {
                         Some(since) if since + idle <= Instant::now() => {
@@ -287,6 +248,7 @@ struct Conn {
     started: AtomicBool,
     /// When `in_flight` last fell to zero, in milliseconds since `epoch`.
     idle_at: AtomicU64,
+    /// When the connection was accepted.
     epoch: Instant,
     /// Cancelled to close the connection: the server drains, or a new one needs its slot.
     close: CancellationToken,
@@ -511,13 +473,13 @@ impl Drop for RequestBody {
         }
         // Still inside the connection's runtime: hyper drops bodies where it polls them.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(drain(body, linger));
+            runtime.spawn(discard_rest(body, linger));
         }
     }
 }
 
 /// Reads and discards what is left of `body`, within `linger`'s bounds.
-async fn drain(mut body: Incoming, linger: Linger) {
+async fn discard_rest(mut body: Incoming, linger: Linger) {
     use http_body_util::BodyExt;
     let mut read = 0u64;
     let _ = tokio::time::timeout(linger.timeout, async {

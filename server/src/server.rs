@@ -44,8 +44,8 @@ use crate::{
     monitor::Monitor,
     registry::{HealthRegistry, Observer},
     routes::{self, App},
-    serve::{self, ConnectionLimits},
-    settings::{Settings, SettingsError},
+    serve,
+    settings::{ConnectionLimits, Settings, SettingsError},
     tls,
     upstream::UpstreamConfig,
     web::{Instance, WebState},
@@ -295,9 +295,6 @@ impl Server {
             // balancers and Kubernetes endpoints move away before connections close.
             tokio::time::sleep(drain_delay).await;
             draining.cancel();
-            // The fast path's Watch streams wait on their channels alone: wake them
-            // to see the drain.
-            registry.wake_all();
         };
         serve::serve(listeners.main, app, &connections, tls, stop, shutdown_grace).await;
         match fleet {

@@ -13,7 +13,6 @@ use crate::{
     fleet::ReplicaSettings,
     health::HealthLimits,
     history::{HistorySettings, StoreError},
-    serve::ConnectionLimits,
     status::ServiceStatus,
     tls::TlsError,
 };
@@ -118,6 +117,64 @@ pub enum SettingsError {
         /// What is wrong with it.
         reason: String,
     },
+}
+
+/// Connection-level limits.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Concurrent HTTP/2 streams per connection (each Watch holds one).
+    pub max_concurrent_streams: u32,
+    /// How long a new connection may take to complete its first request: the TLS
+    /// handshake, the protocol choice, the HTTP/1.1 headers or the HTTP/2 preface
+    /// and first HEADERS (slowloris, silent sockets). Later HTTP/1.1 requests get as
+    /// long for their headers.
+    pub header_read_timeout: Duration,
+    /// A connection with no request or stream open for this long is closed.
+    pub idle_timeout: Duration,
+    /// How often an HTTP/2 connection is PINGed (and the TCP keepalive time
+    /// under HTTP/1.1), to find peers that vanished without closing.
+    pub keepalive_interval: Duration,
+    /// How long a PING may go unanswered before the connection is closed.
+    pub keepalive_timeout: Duration,
+    /// Open connections at once (see the module documentation for what happens at the cap).
+    pub max_connections: usize,
+    /// How a refused HTTP/1.1 request's unread body is drained.
+    pub linger: Linger,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(20),
+            max_connections: 10_000,
+            linger: Linger::default(),
+        }
+    }
+}
+
+/// After an HTTP/1.1 answer that did not read the whole request body (a refusal),
+/// what is left of the body is read and thrown away, for at most `timeout` and
+/// `max_bytes` (nginx's lingering close): closing at once would reset the
+/// connection while the client is still sending, and it would never read the answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Linger {
+    /// How long to keep reading.
+    pub timeout: Duration,
+    /// How much to read at most.
+    pub max_bytes: u64,
+}
+
+impl Default for Linger {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(2),
+            max_bytes: 1 << 20,
+        }
+    }
 }
 
 /// What to do about a history that cannot be used.

@@ -51,7 +51,7 @@ pub struct WebState {
 }
 
 /// This instance: its name, its history store's health, the fleet it sees.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Instance {
     /// The replica's name (`--replica-id`).
     pub replica: String,

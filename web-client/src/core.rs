@@ -21,21 +21,7 @@ use tonic::Code;
 
 use crate::{Error, rt};
 
-/// The gRPC methods this client calls, by path.
-pub mod method {
-    /// `grpc.health.v1.Health/Check`.
-    pub const CHECK: &str = "/grpc.health.v1.Health/Check";
-    /// `grpc.health.v1.Health/List`.
-    pub const LIST: &str = "/grpc.health.v1.Health/List";
-    /// `grpc.health.v1.Health/Watch` (server streaming).
-    pub const WATCH: &str = "/grpc.health.v1.Health/Watch";
-    /// `healthweb.v1.History/Transitions`.
-    pub const TRANSITIONS: &str = "/healthweb.v1.History/Transitions";
-    /// `healthweb.v1.History/Uptime`.
-    pub const UPTIME: &str = "/healthweb.v1.History/Uptime";
-    /// `healthweb.v1.History/Latency`.
-    pub const LATENCY: &str = "/healthweb.v1.History/Latency";
-}
+pub use healthweb_proto::wire::path;
 
 /// What every call carries besides its message.
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +38,7 @@ pub struct Call<'a> {
 pub trait Transport {
     /// The replies of an open server-streaming call.
     type Stream: MessageStream;
-    /// A unary call of `method` (a path such as [`method::CHECK`]) with an encoded
+    /// A unary call of `method` (a path such as [`path::CHECK`]) with an encoded
     /// request; the encoded reply.
     fn unary(
         &self,
@@ -97,26 +83,6 @@ pub(crate) fn decode<M: prost::Message + Default>(bytes: &[u8]) -> Result<M, Err
 /// Apart from `decode`, which is generic, so the module holds it once.
 pub(crate) fn undecodable() -> Error {
     Error::new(Code::Internal, "the server sent an undecodable message")
-}
-
-/// `limit` as a `grpc-timeout` value: whole milliseconds (rounded up, so never zero)
-/// while they fit the spec's 8 digits, then seconds, then hours. Written here rather
-/// than through tonic's `Request::set_timeout`, whose nanosecond-first `u128`
-/// arithmetic and formatting the browser module would carry for a header it fills
-/// the same way.
-pub fn grpc_timeout(limit: Duration) -> String {
-    const MAX: u64 = 99_999_999;
-    let secs = limit.as_secs();
-    let ms = secs
-        .saturating_mul(1000)
-        .saturating_add(u64::from(limit.subsec_nanos().div_ceil(1_000_000)))
-        .max(1);
-    let (value, unit) = match () {
-        () if ms <= MAX => (ms, 'm'),
-        () if secs <= MAX => (secs, 'S'),
-        () => ((secs / 3600).min(MAX), 'H'),
-    };
-    format!("{value}{unit}")
 }
 
 /// How every call is made.
@@ -165,13 +131,13 @@ impl<T: Transport> Client<T> {
         let request = HealthCheckRequest {
             service: service.to_owned(),
         };
-        let reply: HealthCheckResponse = self.unary(method::CHECK, &request).await?;
+        let reply: HealthCheckResponse = self.unary(path::CHECK, &request).await?;
         Ok(reply.status())
     }
 
     /// Every service the server knows, with its status, in no particular order.
     pub async fn list(&self) -> Result<Vec<(String, ServingStatus)>, Error> {
-        let reply: HealthListResponse = self.unary(method::LIST, &HealthListRequest {}).await?;
+        let reply: HealthListResponse = self.unary(path::LIST, &HealthListRequest {}).await?;
         Ok(reply
             .statuses
             .into_iter()
@@ -188,7 +154,7 @@ impl<T: Transport> Client<T> {
         let call = self.call(false);
         let stream = self
             .transport
-            .server_streaming(method::WATCH, request.encode_to_vec(), call)
+            .server_streaming(path::WATCH, request.encode_to_vec(), call)
             .await?;
         Ok(Watch(stream))
     }
@@ -238,13 +204,4 @@ impl<T: Transport> Client<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grpc_timeout_fits_eight_digits() {
-        assert_eq!(grpc_timeout(Duration::from_millis(300)), "300m");
-        assert_eq!(grpc_timeout(Duration::from_micros(1)), "1m");
-        assert_eq!(grpc_timeout(Duration::from_micros(1500)), "2m");
-        assert_eq!(grpc_timeout(Duration::from_secs(100_000)), "100000S");
-        assert_eq!(grpc_timeout(Duration::from_secs(u64::MAX)), "99999999H");
-    }
 }

@@ -14,7 +14,7 @@ use web_sys::{AbortController, Headers, ReadableStreamDefaultReader, RequestInit
 
 use crate::{
     Error,
-    core::{Call, MessageStream, Transport, grpc_timeout},
+    core::{Call, MessageStream, Transport},
     frames::{self, Decoder, Frame},
 };
 
@@ -25,11 +25,11 @@ extern "C" {
     fn fetch_with_init(url: &str, init: &RequestInit) -> Promise;
 }
 
-/// The browser's wire in the `fetch-lite` build.
-pub type Wire = GrpcWeb;
+/// The browser's transport in the `fetch-lite` build.
+pub type Browser = GrpcWeb;
 
-/// The [`Wire`] to the gRPC-Web endpoint at `base_url` (`""` is the page's own origin).
-pub fn wire(base_url: &str) -> Wire {
+/// The [`Browser`] transport to the gRPC-Web endpoint at `base_url` (`""` is the page's own origin).
+pub fn browser(base_url: &str) -> Browser {
     GrpcWeb::new(base_url)
 }
 
@@ -59,7 +59,10 @@ impl GrpcWeb {
         }
         if let Some(timeout) = call.timeout {
             headers
-                .set("grpc-timeout", &grpc_timeout(timeout))
+                .set(
+                    "grpc-timeout",
+                    &healthweb_proto::wire::format_timeout(timeout),
+                )
                 .map_err(js)?;
         }
         for (name, value) in call.headers {
@@ -71,7 +74,9 @@ impl GrpcWeb {
         let init = RequestInit::new();
         init.set_method("POST");
         init.set_headers(&headers);
-        init.set_body(&Uint8Array::from(&frames::encode(message)[..]));
+        init.set_body(&Uint8Array::from(
+            &healthweb_proto::wire::message_frame(message)[..],
+        ));
         init.set_signal(Some(&abort.signal()));
         let response: Response = JsFuture::from(fetch_with_init(&url, &init))
             .await

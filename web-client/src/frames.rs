@@ -1,19 +1,11 @@
-//! gRPC-Web framing, pure and platform-free so it is unit-tested natively: each frame is
-//! a flag byte (bit 7 set: trailers), a big-endian `u32` length, then the payload; the
-//! last frame carries `grpc-status` and `grpc-message` as HTTP/1 header lines.
+//! A gRPC-Web answer as the client reads it: the frames of [`healthweb_proto::wire`]
+//! (pure and platform-free, so unit-tested natively), with the last one's
+//! `grpc-status` and `grpc-message` turned into the call's outcome.
 
+use healthweb_proto::wire::{self, FrameDecoder};
 use tonic::Code;
 
 use crate::Error;
-
-/// Frames an encoded message for a request body.
-pub fn encode(message: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(5 + message.len());
-    body.push(0);
-    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    body.extend_from_slice(message);
-    body
-}
 
 /// One decoded frame.
 #[derive(Debug, PartialEq)]
@@ -26,33 +18,35 @@ pub enum Frame {
 
 /// Cuts a byte stream, arriving in arbitrary chunks, into frames.
 #[derive(Debug, Default)]
-pub struct Decoder {
-    buf: Vec<u8>,
-}
+pub struct Decoder(FrameDecoder);
 
 impl Decoder {
     /// Adds the next chunk of the response body.
     pub fn push(&mut self, chunk: &[u8]) {
-        self.buf.extend_from_slice(chunk);
+        self.0.push(chunk);
     }
 
     /// The next complete frame, or `None` until more bytes arrive.
     pub fn next_frame(&mut self) -> Option<Frame> {
-        let header: [u8; 5] = self.buf.get(..5)?.try_into().ok()?;
-        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-        let payload = self.buf.get(5..5 + len)?.to_vec();
-        self.buf.drain(..5 + len);
-        Some(if header[0] & 0x80 == 0 {
-            Frame::Message(payload)
-        } else {
-            let text = String::from_utf8_lossy(&payload);
-            let field = |name: &str| {
-                text.lines().find_map(|line| {
-                    let (key, value) = line.split_once(':')?;
-                    key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
-                })
-            };
-            Frame::End(status(field("grpc-status"), field("grpc-message")))
+        Some(match self.0.next_frame()? {
+            // This client asks for no compression, so a compressed message is the
+            // server's mistake, and unreadable.
+            wire::Frame::Message {
+                compressed: true, ..
+            } => Frame::End(Err(Error::new(
+                Code::Internal,
+                "the server sent a compressed message, which this client did not ask for",
+            ))),
+            wire::Frame::Message { bytes, .. } => Frame::Message(bytes),
+            wire::Frame::Trailers(trailers) => {
+                let field = |name: &str| {
+                    trailers
+                        .iter()
+                        .find(|(key, _)| key == name)
+                        .map(|(_, value)| value.as_str())
+                };
+                Frame::End(status(field("grpc-status"), field("grpc-message")))
+            }
         })
     }
 }
@@ -67,7 +61,10 @@ pub fn status(code: Option<&str>, message: Option<&str>) -> Result<(), Error> {
     };
     match code.parse::<i32>().map(Code::from) {
         Ok(Code::Ok) => Ok(()),
-        Ok(code) => Err(Error::new(code, &percent_decode(message.unwrap_or("")))),
+        Ok(code) => Err(Error::new(
+            code,
+            &wire::percent_decode(message.unwrap_or("")),
+        )),
         Err(_) => Err(Error::new(
             Code::Internal,
             "the server sent a malformed grpc-status",
@@ -87,23 +84,6 @@ pub fn code_for_http(status: u16) -> Code {
     }
 }
 
-/// `grpc-message` is percent-encoded UTF-8.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => (out.push(byte), i += 3),
-            (byte, _) => (out.push(byte), i += 1),
-        };
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use healthweb_proto::pb::HealthCheckResponse;
@@ -114,10 +94,11 @@ mod tests {
     #[test]
     fn splits_messages_and_trailers_across_chunks() {
         let reply = HealthCheckResponse { status: 1 };
-        let mut bytes = encode(&reply.encode_to_vec());
-        let trailers = b"grpc-status: 5\r\ngrpc-message: service %22x%22 unknown\r\n";
-        bytes.extend_from_slice(&[0x80, 0, 0, 0, trailers.len() as u8]);
-        bytes.extend_from_slice(trailers);
+        let mut bytes = wire::message_frame(&reply.encode_to_vec());
+        bytes.extend(wire::trailer_frame([
+            ("grpc-status", "5"),
+            ("grpc-message", "service %22x%22 unknown"),
+        ]));
 
         let mut decoder = Decoder::default();
         let mut frames = Vec::new();

@@ -12,7 +12,7 @@ use prost::Message;
 
 use crate::{
     Client, Error, Transport,
-    core::{decode, method},
+    core::{decode, path},
 };
 
 /// What [`Client::history`] asks for; zeros are the server's defaults.
@@ -103,15 +103,15 @@ impl<T: Transport> Client<T> {
         let latency = async {
             match query.latency {
                 true => {
-                    self.unary_encoded(method::LATENCY, latency.encode_to_vec())
+                    self.unary_encoded(path::LATENCY, latency.encode_to_vec())
                         .await
                 }
                 false => Ok(Vec::new()),
             }
         };
         let (transitions, uptime, latency) = try_join3(
-            self.unary_encoded(method::TRANSITIONS, transitions.encode_to_vec()),
-            self.unary_encoded(method::UPTIME, uptime.encode_to_vec()),
+            self.unary_encoded(path::TRANSITIONS, transitions.encode_to_vec()),
+            self.unary_encoded(path::UPTIME, uptime.encode_to_vec()),
             latency,
         )
         .await?;
@@ -194,9 +194,9 @@ mod tests {
                 return Err(Error::new(Code::InvalidArgument, "no"));
             }
             Ok(match method {
-                method::TRANSITIONS => transitions().encode_to_vec(),
-                method::UPTIME => uptime().encode_to_vec(),
-                method::LATENCY => LatencyResponse {
+                path::TRANSITIONS => transitions().encode_to_vec(),
+                path::UPTIME => uptime().encode_to_vec(),
+                path::LATENCY => LatencyResponse {
                     minutes: vec![Minute {
                         probes: 3,
                         p50_ms: 1.5,
@@ -241,13 +241,13 @@ mod tests {
                 .map(|(_, b)| b.clone())
                 .unwrap()
         };
-        let asked = TransitionsRequest::decode(&sent(method::TRANSITIONS)[..]).unwrap();
+        let asked = TransitionsRequest::decode(&sent(path::TRANSITIONS)[..]).unwrap();
         assert_eq!(
             (asked.service.as_str(), asked.limit, asked.since_unix_ms),
             ("api", 5, 10)
         );
         assert_eq!(
-            UptimeRequest::decode(&sent(method::UPTIME)[..])
+            UptimeRequest::decode(&sent(path::UPTIME)[..])
                 .unwrap()
                 .buckets,
             24
@@ -264,13 +264,10 @@ mod tests {
             .unwrap();
         assert!(history.latency.is_empty());
         let calls = client.transport().calls.take();
-        assert!(
-            calls.iter().all(|(m, _)| *m != method::LATENCY),
-            "{calls:?}"
-        );
+        assert!(calls.iter().all(|(m, _)| *m != path::LATENCY), "{calls:?}");
 
         let refusing = Fake {
-            refuse: Some(method::UPTIME),
+            refuse: Some(path::UPTIME),
             ..Default::default()
         };
         let client = Client::new(refusing, Options::default()).unwrap();

@@ -9,14 +9,14 @@ use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::{Error, HistoryQuery, Options, Update, core::method, js_replies};
+use crate::{Error, HistoryQuery, Options, Update, core::path, js_replies};
 
 #[cfg(feature = "fetch-lite")]
-use crate::fetch_lite::{Wire, wire};
+use crate::fetch_lite::{Browser, browser};
 #[cfg(not(feature = "fetch-lite"))]
-use crate::tonic_wasm::{Wire, wire};
+use crate::tonic_wasm::{Browser, browser};
 
-type Core = crate::Client<Wire>;
+type Core = crate::Client<Browser>;
 
 /// A `grpc.health.v1` client speaking gRPC-Web to `baseUrl`.
 #[wasm_bindgen(skip_typescript)]
@@ -33,7 +33,7 @@ impl HealthClient {
             .map(|o| read_options(&o))
             .transpose()?
             .unwrap_or_default();
-        let core = Core::new(wire(base_url), options).map_err(to_js)?;
+        let core = Core::new(browser(base_url), options).map_err(to_js)?;
         Ok(Self {
             core: Rc::new(core),
         })
@@ -55,7 +55,7 @@ impl HealthClient {
     pub fn list(&self) -> Promise {
         let core = self.core.clone();
         promise(async move {
-            let reply = core.unary_encoded(method::LIST, Vec::new()).await;
+            let reply = core.unary_encoded(path::LIST, Vec::new()).await;
             reply.and_then(|r| js_replies::statuses(&r)).map_err(to_js)
         })
     }

@@ -19,7 +19,7 @@ use tonic::{
 
 use crate::{
     Error,
-    core::{Call, MessageStream, Transport, grpc_timeout},
+    core::{Call, MessageStream, Transport},
 };
 
 impl<T> Transport for Grpc<T>
@@ -144,7 +144,7 @@ fn tonic_request(message: Vec<u8>, call: Call<'_>) -> Result<Request<Vec<u8>>, E
 
 /// The call's headers and deadline.
 fn metadata(call: Call<'_>) -> Result<MetadataMap, Error> {
-    let timeout = call.timeout.map(grpc_timeout);
+    let timeout = call.timeout.map(healthweb_proto::wire::format_timeout);
     let deadline = timeout.as_deref().map(|value| ("grpc-timeout", value));
     let headers = call.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
     // One parse-and-insert path for every header, the deadline included: each distinct

@@ -24,11 +24,11 @@ use tonic::{
 };
 use tonic_web_wasm_client::{Client, Error as FetchError, ResponseBody};
 
-/// The browser's wire: tonic's client over [`WasmChannel`].
-pub type Wire = Grpc<WasmChannel>;
+/// The browser's transport: tonic's client over [`WasmChannel`].
+pub type Browser = Grpc<WasmChannel>;
 
-/// The [`Wire`] to the gRPC-Web endpoint at `base_url` (`""` is the page's own origin).
-pub fn wire(base_url: &str) -> Wire {
+/// The [`Browser`] transport to the gRPC-Web endpoint at `base_url` (`""` is the page's own origin).
+pub fn browser(base_url: &str) -> Browser {
     Grpc::new(WasmChannel::new(base_url))
 }
 

@@ -10,7 +10,7 @@ use tonic::Code;
 use super::*;
 use crate::{
     MessageStream, Options,
-    core::{Call, method},
+    core::{Call, path},
 };
 
 /// One scripted Watch call: refused with an error, or these messages then this ending
@@ -29,7 +29,7 @@ impl Transport for Scripted {
     type Stream = ScriptedStream;
 
     async fn unary(&self, method: &'static str, _: Vec<u8>, _: Call<'_>) -> Result<Vec<u8>, Error> {
-        assert_eq!(method, method::CHECK, "watch only ever checks");
+        assert_eq!(method, path::CHECK, "watch only ever checks");
         let next = self.checks.borrow_mut().pop_front();
         match next {
             Some(answer) => answer.map(encoded),
@@ -43,7 +43,7 @@ impl Transport for Scripted {
         _: Vec<u8>,
         _: Call<'_>,
     ) -> Result<ScriptedStream, Error> {
-        assert_eq!(method, method::WATCH);
+        assert_eq!(method, path::WATCH);
         let next = self.watches.borrow_mut().pop_front();
         match next {
             Some(script) => {

@@ -1,7 +1,9 @@
 //! Start-up time: spawns a server, reads its address from its `listening on URL`
 //! line (whole lines only), asks it `Check("")` over h2c in a tight loop until one
 //! answers SERVING, and reports how long that took; then, after a second of
-//! quiet, the server's idle RSS. Repeats `--runs` times.
+//! quiet, the server's idle memory: its RSS, and what of it is the process's own
+//! (`Private_Dirty` and `Anonymous` from `/proc/PID/smaps_rollup`; the rest of RSS is
+//! file pages, the binary's among them, that every instance shares). Repeats `--runs` times.
 //!
 //! Usage: `first-check [--runs 5] -- COMMAND ARGS...` (the command listens on
 //! port 0 and prints its address to stderr; wrap it in `taskset` to pin it).
@@ -9,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use healthweb_bench::{Flags, fail, rss_kib};
+use healthweb_bench::{Flags, fail, rss_kib, smaps_kib};
 use healthweb_proto::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -29,6 +31,7 @@ async fn main() {
     };
 
     let (mut start_ms, mut idle_kib) = (Vec::new(), Vec::new());
+    let (mut dirty_kib, mut anon_kib) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         let started = Instant::now();
         let mut child = Command::new(program)
@@ -64,7 +67,9 @@ async fn main() {
         }
         start_ms.push(started.elapsed().as_secs_f64() * 1e3);
         tokio::time::sleep(Duration::from_secs(1)).await;
-        idle_kib.push(rss_kib(&pid));
+        idle_kib.push(rss_kib(&pid) as f64);
+        dirty_kib.push(smaps_kib(&pid, "Private_Dirty") as f64);
+        anon_kib.push(smaps_kib(&pid, "Anonymous") as f64);
         let _ = child.start_kill();
         let _ = child.wait().await;
     }
@@ -74,11 +79,12 @@ async fn main() {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let idle: Vec<f64> = idle_kib.iter().map(|&k| k as f64).collect();
     println!(
-        "{{\"start_ms\": [{}], \"idle_rss_kib\": [{}]}}",
+        "{{\"start_ms\": [{}], \"idle_rss_kib\": [{}], \"private_dirty_kib\": [{}], \"anonymous_kib\": [{}]}}",
         list(&start_ms),
-        list(&idle)
+        list(&idle_kib),
+        list(&dirty_kib),
+        list(&anon_kib)
     );
 }
 

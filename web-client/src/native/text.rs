@@ -8,8 +8,8 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use base64::{Engine, engine::general_purpose::STANDARD};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use healthweb_proto::wire::{self, TextDecoder};
 use http::{HeaderValue, Request, Response, header};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
@@ -54,8 +54,6 @@ pub struct Text {
     text: bool,
 }
 
-const TEXT: &str = "application/grpc-web-text";
-
 impl<B> Service<Request<B>> for Text
 where
     B: Body<Data = Bytes> + Send + 'static,
@@ -79,13 +77,15 @@ where
             let body: BoxBody = if text {
                 // Health requests are one small message: encode it whole.
                 let bytes = body.collect().await.map_err(Into::into)?.to_bytes();
-                parts
-                    .headers
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT));
-                parts
-                    .headers
-                    .insert(header::ACCEPT, HeaderValue::from_static(TEXT));
-                let encoded = Bytes::from(STANDARD.encode(&bytes));
+                parts.headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(wire::content_type::GRPC_WEB_TEXT),
+                );
+                parts.headers.insert(
+                    header::ACCEPT,
+                    HeaderValue::from_static(wire::content_type::GRPC_WEB_TEXT),
+                );
+                let encoded = Bytes::from(wire::text_encode(&bytes));
                 http_body_util::Full::new(encoded)
                     .map_err(|e| match e {})
                     .boxed_unsync()
@@ -96,18 +96,21 @@ where
             let is_text = response
                 .headers()
                 .get(header::CONTENT_TYPE)
-                .is_some_and(|ct| ct.as_bytes().starts_with(TEXT.as_bytes()));
+                .is_some_and(|ct| {
+                    ct.as_bytes()
+                        .starts_with(wire::content_type::GRPC_WEB_TEXT.as_bytes())
+                });
             let (mut parts, body) = response.into_parts();
             let body = body.map_err(BoxError::from);
             if is_text {
                 // tonic-web's client reads binary; tell it that is what it gets.
                 parts.headers.insert(
                     header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/grpc-web+proto"),
+                    HeaderValue::from_static(wire::content_type::GRPC_WEB_PROTO),
                 );
                 let decoded = Decode {
                     inner: body.boxed_unsync(),
-                    pending: BytesMut::new(),
+                    text: TextDecoder::default(),
                 };
                 Ok(Response::from_parts(parts, decoded.boxed_unsync()))
             } else {
@@ -117,11 +120,10 @@ where
     }
 }
 
-/// Decodes base64 chunks as they arrive, a 4-character quantum at a time: every
-/// chunk is padded on its own, so quanta never straddle two chunks.
+/// Decodes base64 chunks as they arrive ([`TextDecoder`]), so Watch still streams.
 struct Decode {
     inner: BoxBody,
-    pending: BytesMut,
+    text: TextDecoder,
 }
 
 impl Body for Decode {
@@ -133,26 +135,21 @@ impl Body for Decode {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         loop {
-            let whole = self.pending.len() / 4 * 4;
-            if whole > 0 {
-                let quanta = self.pending.split_to(whole);
-                let mut out = Vec::with_capacity(whole / 4 * 3);
-                for quantum in quanta.chunks(4) {
-                    out.extend(
-                        STANDARD
-                            .decode(quantum)
-                            .map_err(|e| format!("bad base64 in the grpc-web-text answer: {e}"))?,
-                    );
-                }
-                return Poll::Ready(Some(Ok(Frame::data(out.into()))));
-            }
             match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => self.pending.extend_from_slice(&data),
+                    Ok(data) => {
+                        let bytes = self
+                            .text
+                            .push(&data)
+                            .map_err(|e| format!("bad base64 in the grpc-web-text answer: {e}"))?;
+                        if !bytes.is_empty() {
+                            return Poll::Ready(Some(Ok(Frame::data(bytes.into()))));
+                        }
+                    }
                     Err(frame) => return Poll::Ready(Some(Ok(frame))),
                 },
                 Some(Err(error)) => return Poll::Ready(Some(Err(error))),
-                None if self.pending.is_empty() => return Poll::Ready(None),
+                None if self.text.is_whole() => return Poll::Ready(None),
                 None => {
                     return Poll::Ready(Some(Err(
                         "the grpc-web-text answer ends mid-quantum".into()

@@ -52,17 +52,6 @@ enum Command {
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// `pow`, the one function of libm.so healthweb calls (tokio's scheduler weighs its
-/// average poll time with `f64::powf`), defined here from the `libm` crate (musl's,
-/// in Rust). The linker then drops libm.so, and the loader no longer maps it and
-/// runs its IFUNC resolvers at every start: 0.5 MiB less idle RSS (BENCHMARKS.md).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)] // no_mangle: the symbol must be `pow` itself; nothing else is unsafe
-#[unsafe(no_mangle)]
-extern "C" fn pow(x: f64, y: f64) -> f64 {
-    libm::pow(x, y)
-}
-
 /// Writes one line to stderr with a single `write`, so a reader never sees half of
 /// it. `eprintln!` writes each piece of its format separately (`listening on `,
 /// the scheme, each octet of the address, the port...), and a test that read the

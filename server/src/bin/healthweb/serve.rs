@@ -10,7 +10,7 @@ use healthweb_server::{
     cors::CorsSettings,
     fleet::ReplicaSettings,
     history::{HistorySettings, Location, Secret},
-    serve::Linger,
+    settings::Linger,
     status::ServiceStatus,
 };
 use tokio_util::sync::CancellationToken;
