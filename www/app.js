@@ -429,6 +429,7 @@ async function loadUpstreams(current) {
     const parts = [`upstream ${report.target} (${report.protocol}, ${report.mode})`];
     if (report.answer) parts.push(`answered ${report.answer}`);
     if (report.latency_ms != null) parts.push(`${report.latency_ms.toFixed(1)} ms`);
+    if (report.probed_by) parts.push(`probed by ${report.probed_by}`);
     const error = document.createElement("span");
     error.className = "error";
     error.textContent = report.error ? ` · last error: ${report.error}` : "";
