@@ -39,7 +39,7 @@ pkg-lite: wasm-deps
 ## The browser tests run the debug `healthweb` that `cargo test` built; the release
 ## binary is built too, for the test that reads its dynamic section.
 test: test-deps server
-	HEALTHWEB_RELEASE_BIN=$(TARGET_DIR)/release/healthweb \
+	HEALTHWEB_RELEASE_BIN=$$(realpath $(TARGET_DIR))/release/healthweb \
 		cargo test -p healthweb-proto -p healthweb-server -p healthweb-client --features healthweb-client/native
 	HEALTHWEB_BIN=$(TARGET_DIR)/debug/healthweb tests/browser/run.sh
 

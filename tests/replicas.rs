@@ -254,19 +254,22 @@ async fn history(url: &str) -> HistoryClient<tonic::transport::Channel> {
     )
 }
 
-/// `service`'s transitions, oldest first.
+/// `service`'s transitions, oldest first; none while the replica at `url`
+/// knows nothing of it yet (NOT_FOUND).
 async fn transitions(url: &str, service: &str) -> Vec<Transition> {
-    let mut got = history(url)
+    let asked = history(url)
         .await
         .transitions(TransitionsRequest {
             service: service.into(),
             limit: 1000,
             ..TransitionsRequest::default()
         })
-        .await
-        .unwrap()
-        .into_inner()
-        .transitions;
+        .await;
+    let mut got = match asked {
+        Ok(reply) => reply.into_inner().transitions,
+        Err(status) if status.code() == tonic::Code::NotFound => Vec::new(),
+        Err(status) => panic!("History/Transitions {service:?} at {url}: {status}"),
+    };
     got.reverse();
     got
 }
