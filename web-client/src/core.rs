@@ -200,8 +200,3 @@ impl<T: Transport> Client<T> {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-}
