@@ -1,5 +1,5 @@
 # healthweb in a container: the server, the status page, and a HEALTHCHECK that
-# probes it with its own `healthweb check` (grpc-health-probe's exit codes).
+# probes it with its own `healthweb check` (grpc-health-probe's flags and exit codes).
 #
 #   docker build -t healthweb .
 #   docker run -p 8080:8080 healthweb --service payments=SERVING
@@ -19,6 +19,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && rm -rf /var/lib/apt/lists/* \
     && mkdir -p /var/lib/healthweb && chown nobody /var/lib/healthweb
 COPY --from=build /src/target/release/healthweb /usr/local/bin/healthweb
+# healthweb is also grpc-health-probe, at the path its README installs it
+# (/bin/grpc_health_probe; /bin is /usr/bin here): exec probes written for it run as they are.
+RUN ln -s /usr/local/bin/healthweb /usr/bin/grpc_health_probe
 COPY --from=build /src/www /srv/www
 # History (every status change) lives in the volume, so it survives new containers:
 # the default history file is in $STATE_DIRECTORY. Without a writable volume (a

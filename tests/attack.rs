@@ -131,6 +131,23 @@ async fn read_h2_frame(socket: &mut TcpStream) -> std::io::Result<(u8, u8, Vec<u
     Ok((head[3], head[4], payload))
 }
 
+/// A live HTTP/2 client: it acknowledges SETTINGS and PINGs, and reads until the
+/// close; the kinds of the frames it read.
+async fn live_until_closed(h2: &mut TcpStream) -> Vec<u8> {
+    let mut kinds = Vec::new();
+    while let Ok((kind, flags, payload)) = within(read_h2_frame(h2)).await {
+        kinds.push(kind);
+        // A PING's ACK echoes it; a SETTINGS ACK is empty.
+        if kind == PING && flags & ACK == 0 {
+            let _ = h2.write_all(&h2_frame(PING, ACK, 0, &payload)).await;
+        }
+        if kind == SETTINGS && flags & ACK == 0 {
+            let _ = h2.write_all(&h2_frame(SETTINGS, ACK, 0, &[])).await;
+        }
+    }
+    kinds
+}
+
 // ------------------------------------------------------------------ the attacks
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,18 +184,7 @@ async fn idle_connections_are_closed_but_an_open_watch_is_never_idle() {
     hello.extend(h2_frame(SETTINGS, 0, 0, &[]));
     hello.extend(h2_call("/grpc.health.v1.Health/Check", &frame(&req(""))));
     h2.write_all(&hello).await.unwrap();
-    // A live client: it acknowledges SETTINGS and PINGs, and reads until the close.
-    let mut kinds = Vec::new();
-    while let Ok((kind, flags, payload)) = within(read_h2_frame(&mut h2)).await {
-        kinds.push(kind);
-        // A PING's ACK echoes it; a SETTINGS ACK is empty.
-        if kind == PING && flags & ACK == 0 {
-            let _ = h2.write_all(&h2_frame(PING, ACK, 0, &payload)).await;
-        }
-        if kind == SETTINGS && flags & ACK == 0 {
-            let _ = h2.write_all(&h2_frame(SETTINGS, ACK, 0, &[])).await;
-        }
-    }
+    let kinds = live_until_closed(&mut h2).await;
     assert!(kinds.contains(&HEADERS), "the call was answered: {kinds:?}");
     assert!(kinds.contains(&GOAWAY), "{kinds:?}");
 
@@ -213,17 +219,8 @@ async fn a_connection_that_never_asks_is_idle_from_its_set_up() {
     let mut hello = PREFACE.to_vec();
     hello.extend(h2_frame(SETTINGS, 0, 0, &[]));
     h2.write_all(&hello).await.unwrap();
-    let mut kinds = Vec::new();
     // `within` fails the test long before the header-read timeout could close it.
-    while let Ok((kind, flags, payload)) = within(read_h2_frame(&mut h2)).await {
-        kinds.push(kind);
-        if kind == PING && flags & ACK == 0 {
-            let _ = h2.write_all(&h2_frame(PING, ACK, 0, &payload)).await;
-        }
-        if kind == SETTINGS && flags & ACK == 0 {
-            let _ = h2.write_all(&h2_frame(SETTINGS, ACK, 0, &[])).await;
-        }
-    }
+    let kinds = live_until_closed(&mut h2).await;
     assert!(kinds.contains(&GOAWAY), "closed with GOAWAY: {kinds:?}");
     assert!(!kinds.contains(&HEADERS), "{kinds:?}");
 }

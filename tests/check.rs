@@ -7,15 +7,11 @@ use crate::util::{TestServer, req, status_of};
 
 #[tokio::test]
 async fn registered_services_answer_their_status() {
-    let server = TestServer::start().await;
-    server
-        .registry
-        .set("payments", ServingStatus::NotServing)
-        .unwrap();
-    server
-        .registry
-        .set("search", ServingStatus::Unknown)
-        .unwrap();
+    let server = TestServer::serving(&[
+        ("payments", ServingStatus::NotServing),
+        ("search", ServingStatus::Unknown),
+    ])
+    .await;
     let mut client = server.client().await;
     for (name, want) in [
         ("", ServingStatus::Serving),

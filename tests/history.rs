@@ -386,15 +386,11 @@ async fn get(url: &str) -> (u16, http::HeaderMap, String) {
 
 #[tokio::test]
 async fn badges_are_valid_svg_with_the_status_in_words() {
-    let server = TestServer::start().await;
-    server
-        .registry
-        .set("payments", ServingStatus::Serving)
-        .unwrap();
-    server
-        .registry
-        .set("db", ServingStatus::NotServing)
-        .unwrap();
+    let server = TestServer::serving(&[
+        ("payments", ServingStatus::Serving),
+        ("db", ServingStatus::NotServing),
+    ])
+    .await;
     for (service, code, words) in [
         ("payments", 200, "payments: serving"),
         ("db", 200, "db: not serving"),
@@ -460,11 +456,7 @@ fn sample(samples: &[String], prefix: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_with_a_real_parser_and_move_after_checks() {
-    let server = TestServer::start().await;
-    server
-        .registry
-        .set("api", ServingStatus::NotServing)
-        .unwrap();
+    let server = TestServer::serving(&[("api", ServingStatus::NotServing)]).await;
     let (status, headers, before) = get(&format!("{}/metrics", server.url())).await;
     assert_eq!(status, 200);
     assert!(

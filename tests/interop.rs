@@ -29,11 +29,7 @@ pub fn python() -> PathBuf {
 // Multi-threaded: this test blocks on the child's output while the server runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcio_checks_watches_and_lists() {
-    let server = TestServer::start().await;
-    server
-        .registry
-        .set("payments", ServingStatus::Serving)
-        .unwrap();
+    let server = TestServer::serving(&[("payments", ServingStatus::Serving)]).await;
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/grpcio_client.py");
     let mut child = Command::new(python())
@@ -89,13 +85,15 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Starts it; with `tls`, as (cert, key, optional client CA).
-    pub fn start(tls: &[&str]) -> Self {
+    /// Starts it with `args`: TLS files (cert, key, optional client CA), and the
+    /// options of tests/interop/grpcio_server.py (`--require-header`, `--refuse-gzip`,
+    /// `--answer-gzip`).
+    pub fn start(args: &[&str]) -> Self {
         let script =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/grpcio_server.py");
         let mut child = Command::new(python())
             .arg(script)
-            .args(tls)
+            .args(args)
             // grpcio logs every refused handshake; the tests assert on those themselves.
             .env("GRPC_VERBOSITY", "ERROR")
             .stdin(Stdio::piped())

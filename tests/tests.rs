@@ -7,7 +7,8 @@
 //! `grpc_web` (binary and text over HTTP/1.1 and HTTP/2), `curl` (the README's
 //! command lines), `static_page` (`/healthz` and the www files), `reflection`,
 //! `cors`, `config` (SIGHUP reload), `conformance` (every answer beside the
-//! reference, tonic-health behind tonic-web), `admin`, `shutdown` (SIGTERM), `bad_input`,
+//! reference, tonic-health behind tonic-web), `admin`, `shutdown` (SIGTERM),
+//! `bad_input`, `compression` (gzip-compressed calls on every wire),
 //! `interop` (Python grpcio), `tls`, `probe` (`healthweb check`),
 //! `monitor` (upstreams), `release` (the release binary's dynamic section),
 //! `attack` (hostile and broken connections), `history` (History, badges,
@@ -19,6 +20,7 @@ mod admin;
 mod attack;
 mod bad_input;
 mod check;
+mod compression;
 mod config;
 mod conformance;
 mod cors;

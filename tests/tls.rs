@@ -11,7 +11,8 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 use crate::util::{Binary, LIMIT};
 
-/// A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate.
+/// A CA, a server certificate for 127.0.0.1, localhost and example.com (the name
+/// grpc-health-probe's README overrides with), and a client certificate.
 pub struct Pki {
     dir: tempfile::TempDir,
 }
@@ -31,7 +32,11 @@ impl Pki {
         for (name, sans) in [
             (
                 "server",
-                vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
+                vec![
+                    "127.0.0.1".to_owned(),
+                    "localhost".to_owned(),
+                    "example.com".to_owned(),
+                ],
             ),
             ("client", vec!["probe.example".to_owned()]),
         ] {
@@ -65,6 +70,7 @@ async fn tls_client(pki: &Pki, url: &str, identity: bool) -> Result<NativeClient
         tls,
         connect_timeout: LIMIT,
         user_agent: None,
+        gzip: false,
     };
     native::connect(&target, Options::default()).await
 }

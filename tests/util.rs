@@ -38,6 +38,15 @@ impl TestServer {
         Self::with(|_| {}).await
     }
 
+    /// [`Self::start`], with these services registered.
+    pub async fn serving(statuses: &[(&str, ServingStatus)]) -> Self {
+        let server = Self::start().await;
+        for (name, status) in statuses {
+            server.registry.set(name, *status).unwrap();
+        }
+        server
+    }
+
     /// Serves the default settings after `change`, on `127.0.0.1:0`, with history
     /// in memory unless `change` names a file.
     pub async fn with(change: impl FnOnce(&mut Settings)) -> Self {

@@ -25,10 +25,8 @@ use healthweb_proto::wire;
 use http::{HeaderMap, Request, Response};
 use http_body::Frame;
 use tokio::time::{Instant, Sleep};
-use tonic::{Status, body::Body};
+use tonic::Status;
 use tower::{Layer, Service};
-
-use crate::answer::GrpcFuture;
 
 /// Adds [`CallDeadline`] to a gRPC service.
 #[derive(Debug, Clone, Copy)]
@@ -55,39 +53,68 @@ pub struct CallDeadline<S> {
     request_body_timeout: Duration,
 }
 
-impl<S> Service<Request<Body>> for CallDeadline<S>
+impl<S, B, ResBody> Service<Request<B>> for CallDeadline<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
-    S::Future: Send + 'static,
+    S: Service<Request<Timed<B>>, Response = Response<ResBody>, Error = Infallible>,
+    ResBody: Default,
 {
-    type Response = Response<Body>;
+    type Response = Response<Timed<ResBody>>;
     type Error = Infallible;
-    type Future = GrpcFuture;
+    type Future = TimedAnswer<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Body>) -> GrpcFuture {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         let now = Instant::now();
         let deadline = grpc_timeout(request.headers()).map(|timeout| now + timeout);
         let body_stop = match deadline {
             Some(at) => Stop::Deadline(at),
             None => Stop::BodyStalled(now + self.request_body_timeout, self.request_body_timeout),
         };
-        let request = request.map(|body| Body::new(Timed::request(body, body_stop)));
-        let answer = self.inner.call(request);
-        let Some(at) = deadline else {
-            return Box::pin(answer);
+        let request = request.map(|body| Timed::new(body, Some(body_stop), true));
+        TimedAnswer {
+            answer: self.inner.call(request),
+            deadline,
+            sleep: None,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`CallDeadline`]'s answer: DEADLINE_EXCEEDED if it has not begun by the
+    /// deadline, else the answer with its body on the same clock. The timer is made
+    /// only if the answer has to be waited for.
+    pub struct TimedAnswer<F> {
+        #[pin]
+        answer: F,
+        deadline: Option<Instant>,
+        sleep: Option<Pin<Box<Sleep>>>,
+    }
+}
+
+impl<F, B> Future for TimedAnswer<F>
+where
+    F: Future<Output = Result<Response<B>, Infallible>>,
+    B: Default,
+{
+    type Output = Result<Response<Timed<B>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let stop = this.deadline.map(Stop::Deadline);
+        if let Poll::Ready(response) = this.answer.poll(cx) {
+            return Poll::Ready(Ok(response?.map(|body| Timed::new(body, stop, false))));
+        }
+        let Some(at) = *this.deadline else {
+            return Poll::Pending;
         };
-        Box::pin(async move {
-            match tokio::time::timeout_at(at, answer).await {
-                Ok(Ok(response)) => {
-                    Ok(response.map(|body| Body::new(Timed::answer(body, Stop::Deadline(at)))))
-                }
-                Err(_) => Ok(Stop::Deadline(at).status().into_http()),
-            }
-        })
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        std::task::ready!(sleep.as_mut().poll(cx));
+        Poll::Ready(Ok(Stop::Deadline(at).status().into_http()))
     }
 }
 
@@ -127,11 +154,12 @@ impl Stop {
 pin_project_lite::pin_project! {
     /// A body on a clock. As a request body it fails with the status at the
     /// deadline (tonic answers with it); as an answer body it ends there with the
-    /// status in its trailers. The timer is made only if the body has to wait.
-    struct Timed<B> {
+    /// status in its trailers. Without a stop it is the body as it is. The timer is
+    /// made only if the body has to wait.
+    pub struct Timed<B> {
         #[pin]
         inner: B,
-        stop: Stop,
+        stop: Option<Stop>,
         sleep: Option<Pin<Box<Sleep>>>,
         done: bool,
         request: bool,
@@ -139,15 +167,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<B> Timed<B> {
-    fn request(inner: B, stop: Stop) -> Self {
-        Self::new(inner, stop, true)
-    }
-
-    fn answer(inner: B, stop: Stop) -> Self {
-        Self::new(inner, stop, false)
-    }
-
-    fn new(inner: B, stop: Stop, request: bool) -> Self {
+    fn new(inner: B, stop: Option<Stop>, request: bool) -> Self {
         Self {
             inner,
             stop,
@@ -155,6 +175,13 @@ impl<B> Timed<B> {
             done: false,
             request,
         }
+    }
+}
+
+/// An empty answer body, for an answer made here (DEADLINE_EXCEEDED).
+impl<B: Default> Default for Timed<B> {
+    fn default() -> Self {
+        Self::new(B::default(), None, false)
     }
 }
 
@@ -182,7 +209,10 @@ where
             }
             return Poll::Ready(frame);
         }
-        let stop_at = this.stop.at();
+        let Some(stop) = *this.stop else {
+            return Poll::Pending;
+        };
+        let stop_at = stop.at();
         let sleep = this
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(stop_at)));
@@ -190,7 +220,7 @@ where
             return Poll::Pending;
         }
         *this.done = true;
-        let status = this.stop.status();
+        let status = stop.status();
         Poll::Ready(Some(if *this.request {
             Err(status)
         } else {

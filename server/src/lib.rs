@@ -23,8 +23,7 @@
 //! - [`routes`]: which request goes where; [`web`]: `/healthz`, `/upstreams`, the
 //!   page; [`cors`]: which other origins may call.
 //! - [`serve`]: the accept loop, every connection's clock and limits, the bounded
-//!   drain; [`deadline`]: every gRPC call's clock; [`answer`]: the boxed answer
-//!   futures the app and its layers share.
+//!   drain; [`deadline`]: every gRPC call's clock.
 //! - [`config`]: `--service` flags and the TOML file, reloaded on SIGHUP.
 //! - [`upstream`], [`monitor`]: `[[upstream]]` entries and the tasks that watch them.
 //! - [`history`]: every status change, kept in SQLite or PostgreSQL, and the
@@ -35,7 +34,6 @@
 //! - [`tls`]: the server's rustls configuration, mTLS included.
 
 pub mod admin;
-pub mod answer;
 pub mod badge;
 pub mod config;
 pub mod cors;

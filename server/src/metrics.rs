@@ -16,6 +16,7 @@
 
 use std::{
     convert::Infallible,
+    future::Future,
     pin::Pin,
     sync::{Arc, OnceLock},
     task::{Context, Poll},
@@ -32,11 +33,9 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
-use tonic::body::Body;
 use tower::{Layer, Service};
 
 use crate::{
-    answer::GrpcFuture,
     monitor::ProbeObserver,
     registry::{HealthRegistry, Observer, Reason},
 };
@@ -72,6 +71,11 @@ const METHODS: [(&str, &str, &str, &str); 8] = [
         "bidi_stream",
     ),
 ];
+
+/// Whether `path` is a method this server has.
+pub(crate) fn is_method(path: &str) -> bool {
+    METHODS.iter().any(|m| m.0 == path)
+}
 
 /// gRPC's codes as Go spells them, which go-grpc-prometheus's dashboards expect.
 const GO_CODES: [&str; 17] = [
@@ -346,42 +350,68 @@ pub struct GrpcMetrics<S> {
     metrics: Metrics,
 }
 
-impl<S, B> Service<Request<B>> for GrpcMetrics<S>
+impl<S, B, ResBody> Service<Request<B>> for GrpcMetrics<S>
 where
-    S: Service<Request<B>, Response = Response<Body>, Error = Infallible>,
-    S::Future: Send + 'static,
+    S: Service<Request<B>, Response = Response<ResBody>, Error = Infallible>,
 {
-    type Response = Response<Body>;
+    type Response = Response<Counted<ResBody>>;
     type Error = Infallible;
-    type Future = GrpcFuture;
+    type Future = CountedAnswer<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> GrpcFuture {
-        let Some(method) = METHODS.iter().position(|m| m.0 == request.uri().path()) else {
-            return Box::pin(self.inner.call(request));
-        };
-        let mut started = Started::now(&self.metrics, method);
-        let answer = self.inner.call(request);
-        Box::pin(async move {
-            let response = answer.await?;
-            if let Some(code) = code_of(response.headers()) {
-                started.handled(code);
-            }
-            Ok(response.map(|body| Body::new(Counted { body, started })))
-        })
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        let started = METHODS
+            .iter()
+            .position(|m| m.0 == path)
+            .map(|method| Started::now(&self.metrics, method));
+        CountedAnswer {
+            answer: self.inner.call(request),
+            started,
+        }
     }
 }
 
+pin_project_lite::pin_project! {
+    /// [`GrpcMetrics`]' answer: a trailers-only status is counted as it arrives,
+    /// any other when its body ends ([`Counted`]).
+    pub struct CountedAnswer<F> {
+        #[pin]
+        answer: F,
+        started: Option<Started>,
+    }
+}
+
+impl<F, B> Future for CountedAnswer<F>
+where
+    F: Future<Output = Result<Response<B>, Infallible>>,
+{
+    type Output = Result<Response<Counted<B>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.answer.poll(cx))?;
+        let mut started = this.started.take();
+        if let (Some(started), Some(code)) = (&mut started, code_of(response.headers())) {
+            started.handled(code);
+        }
+        Poll::Ready(Ok(response.map(|body| Counted { body, started })))
+    }
+}
+
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
 fn code_of(headers: &HeaderMap) -> Option<usize> {
-    let code: usize = headers.get("grpc-status")?.to_str().ok()?.parse().ok()?;
+    let code: usize = headers.get(&GRPC_STATUS)?.to_str().ok()?.parse().ok()?;
     Some(code.min(GO_CODES.len() - 1))
 }
 
 /// One call in flight; counted once, when it ends (CANCELLED if it is dropped
 /// before).
+#[derive(Debug)]
 struct Started {
     metrics: Metrics,
     method: usize,
@@ -422,37 +452,43 @@ impl Drop for Started {
 
 pin_project_lite::pin_project! {
     /// An answer's body, watched for the grpc-status in its trailers.
-    struct Counted {
+    pub struct Counted<B> {
         #[pin]
-        body: Body,
-        started: Started,
+        body: B,
+        started: Option<Started>,
     }
 }
 
-impl http_body::Body for Counted {
+impl<B: http_body::Body<Data = Bytes>> http_body::Body for Counted<B> {
     type Data = Bytes;
-    type Error = tonic::Status;
+    type Error = B::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.project();
         let frame = std::task::ready!(this.body.poll_frame(cx));
-        match &frame {
-            Some(Ok(frame)) => {
-                if let Some(code) = frame.trailers_ref().and_then(code_of) {
-                    this.started.handled(code);
+        if let Some(started) = this.started {
+            match &frame {
+                Some(Ok(frame)) => {
+                    if let Some(code) = frame.trailers_ref().and_then(code_of) {
+                        started.handled(code);
+                    }
                 }
+                // The stream broke: the status never came.
+                Some(Err(_)) => started.handled(2),
+                None => {}
             }
-            // The stream broke: the status never came.
-            Some(Err(_)) => this.started.handled(2),
-            None => {}
         }
         Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
         self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }

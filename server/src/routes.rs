@@ -32,7 +32,10 @@ use std::{
 use axum::{
     Router,
     body::Body,
-    http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header},
+    http::{
+        HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
+        header,
+    },
     response::IntoResponse,
 };
 use futures_util::future::Either;
@@ -42,17 +45,16 @@ use healthweb_proto::{
     wire::{Framing, content_type},
 };
 use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
+use tonic::{codec::CompressionEncoding::Gzip, service::Routes};
 use tonic_reflection::pb::{v1, v1alpha};
 use tower::{Layer, Service};
 use tower_http::cors::CorsLayer;
 
 use crate::{
-    answer::BoxFuture,
     deadline::{CallDeadline, CallDeadlineLayer},
     health::HealthService,
     history::service::HistoryService,
-    metrics::GrpcMetrics,
+    metrics::{self, GrpcMetrics},
     settings::Settings,
     web::{self, WebState},
 };
@@ -79,6 +81,7 @@ pub fn app(
         settings.health.clone(),
         draining.clone(),
     ))
+    .accept_compressed(Gzip)
     .max_decoding_message_size(max);
     let history = HistoryServer::new(HistoryService::new(
         state.history.clone(),
@@ -86,6 +89,7 @@ pub fn app(
         settings.health.max_service_name,
         settings.history.timeout,
     ))
+    .accept_compressed(Gzip)
     .max_decoding_message_size(max);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -94,10 +98,12 @@ pub fn app(
     let v1 = reflection()
         .build_v1()
         .expect("the embedded descriptor sets are valid")
+        .accept_compressed(Gzip)
         .max_decoding_message_size(max);
     let v1alpha = reflection()
         .build_v1alpha()
         .expect("the embedded descriptor sets are valid")
+        .accept_compressed(Gzip)
         .max_decoding_message_size(max);
     let grpc = Routes::new(health)
         .add_service(history)
@@ -191,7 +197,7 @@ fn not_post(method: &Method) -> Kind {
 /// Both are trailers-only answers, so the status is a header here. The first is
 /// keyed on tonic's wording, pinned by the bad-input and conformance tests.
 #[derive(Clone)]
-struct Explain<S>(S);
+pub struct Explain<S>(S);
 
 impl<S, B> Service<Request<B>> for Explain<S>
 where
@@ -206,21 +212,21 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        // A clone of the URI shares its bytes.
-        let uri = request.uri().clone();
+        // Only an unknown method's path is kept, to name it.
+        let unknown = (!metrics::is_method(request.uri().path())).then(|| request.uri().clone());
         Explained {
             answer: self.0.call(request),
-            uri,
+            unknown,
         }
     }
 }
 
 pin_project_lite::pin_project! {
     /// [`Explain`]'s answer.
-    struct Explained<F> {
+    pub struct Explained<F> {
         #[pin]
         answer: F,
-        uri: Uri,
+        unknown: Option<Uri>,
     }
 }
 
@@ -233,51 +239,67 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = std::task::ready!(this.answer.poll(cx))?;
-        explain(this.uri.path(), response.headers_mut());
+        explain(this.unknown.as_ref(), response.headers_mut());
         Poll::Ready(Ok(response))
     }
 }
 
-fn explain(path: &str, headers: &mut HeaderMap) {
-    let status = headers.get("grpc-status");
-    let message = headers.get("grpc-message");
-    if status.is_some_and(|s| s == "11")
-        && message.is_some_and(|m| {
-            m.as_bytes()
-                .starts_with(b"Error,%20decoded%20message%20length%20too%20large")
-        })
-    {
-        headers.insert("grpc-status", HeaderValue::from_static("8"));
-    } else if status.is_some_and(|s| s == "12") && message.is_none_or(|m| m.is_empty()) {
-        // Only the message: the status keeps the rest of its headers as tonic wrote them.
-        let mut explained = HeaderMap::new();
-        if unimplemented(path).add_header(&mut explained).is_ok() {
-            headers.extend(
-                explained
-                    .remove("grpc-message")
-                    .map(|m| (http::HeaderName::from_static("grpc-message"), m)),
-            );
+/// Header names as constants: looked up by `&str`, a name is parsed each time.
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+
+fn explain(unknown: Option<&Uri>, headers: &mut HeaderMap) {
+    match headers.get(&GRPC_STATUS).map(HeaderValue::as_bytes) {
+        Some(b"11")
+            if headers.get(&GRPC_MESSAGE).is_some_and(|m| {
+                m.as_bytes()
+                    .starts_with(b"Error,%20decoded%20message%20length%20too%20large")
+            }) =>
+        {
+            headers.insert(GRPC_STATUS, HeaderValue::from_static("8"));
         }
+        Some(b"12") if headers.get(&GRPC_MESSAGE).is_none_or(|m| m.is_empty()) => {
+            let Some(uri) = unknown else { return };
+            // Only the message: the rest of the headers stay as tonic wrote them.
+            let mut explained = HeaderMap::new();
+            if unimplemented(uri.path()).add_header(&mut explained).is_ok()
+                && let Some(message) = explained.remove(&GRPC_MESSAGE)
+            {
+                headers.insert(GRPC_MESSAGE, message);
+            }
+        }
+        _ => {}
     }
 }
 
 /// The service that sends each request to gRPC or to the plain routes.
 #[derive(Clone)]
-struct Dispatch {
+pub struct Dispatch {
     grpc: Grpc,
     web: Router,
 }
 
-type Grpc = tonic_web::GrpcWebService<GrpcMetrics<CallDeadline<Explain<Routes>>>>;
+/// The gRPC path, outermost layer first.
+pub type Grpc = tonic_web::GrpcWebService<GrpcMetrics<CallDeadline<Explain<Routes>>>>;
+
+/// Every answer's body: tonic's, as the gRPC path makes it (the plain routes' are
+/// put in one, they are the rarer).
+pub type AnswerBody = tonic::body::Body;
+
+/// A boxed answer: the plain routes' and the refusals'.
+pub type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<AnswerBody>, Infallible>> + Send>>;
+
+/// A gRPC call's answer, unboxed: the layers' own futures, one inside the other.
+pub type GrpcFuture<B> = <Grpc as Service<Request<B>>>::Future;
 
 impl<B> Service<Request<B>> for Dispatch
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + std::fmt::Display,
 {
-    type Response = Response<Body>;
+    type Response = Response<AnswerBody>;
     type Error = Infallible;
-    type Future = BoxFuture;
+    type Future = Either<GrpcFuture<B>, BoxFuture>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // Both inner services are always ready: tonic's routes and axum's router.
@@ -286,11 +308,13 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         match classify(req.method(), req.version(), req.uri(), req.headers()) {
-            Kind::Grpc => {
-                let answer = self.grpc.call(req);
-                Box::pin(async move { Ok(answer.await?.map(Body::new)) })
+            Kind::Grpc => Either::Left(self.grpc.call(req)),
+            Kind::Web => {
+                let answer = self.web.call(req.map(Body::new));
+                Either::Right(Box::pin(
+                    async move { Ok(answer.await?.map(AnswerBody::new)) },
+                ))
             }
-            Kind::Web => Box::pin(self.web.call(req.map(Body::new))),
             Kind::Reject(code, message) => {
                 let mut response = (code, message).into_response();
                 if code == StatusCode::METHOD_NOT_ALLOWED {
@@ -298,7 +322,9 @@ where
                         .headers_mut()
                         .insert(header::ALLOW, HeaderValue::from_static("POST"));
                 }
-                Box::pin(std::future::ready(Ok(response)))
+                Either::Right(Box::pin(std::future::ready(Ok(
+                    response.map(AnswerBody::new)
+                ))))
             }
         }
     }
@@ -311,14 +337,20 @@ pub struct App {
     cors: Option<tower_http::cors::Cors<Dispatch>>,
 }
 
+/// [`App`]'s answer to a request with a body of type `B`.
+pub type AppFuture<B> = Either<
+    tower_http::cors::ResponseFuture<<Dispatch as Service<Request<B>>>::Future>,
+    <Dispatch as Service<Request<B>>>::Future,
+>;
+
 impl<B> Service<Request<B>> for App
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + std::fmt::Display,
 {
-    type Response = Response<Body>;
+    type Response = Response<AnswerBody>;
     type Error = Infallible;
-    type Future = Either<tower_http::cors::ResponseFuture<BoxFuture>, BoxFuture>;
+    type Future = AppFuture<B>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // Dispatch is always ready, and so is Cors around it.

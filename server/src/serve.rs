@@ -52,7 +52,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::Service;
 
 use crate::{
-    routes::App,
+    routes::{AnswerBody, App},
     settings::{ConnectionLimits, Linger},
 };
 
@@ -340,7 +340,7 @@ struct Tracked {
 }
 
 impl Service<Request<Incoming>> for Tracked {
-    type Response = Response<Guarded<axum::body::Body>>;
+    type Response = Response<Guarded<AnswerBody>>;
     type Error = std::convert::Infallible;
     type Future = TrackedFuture<<App as Service<Request<RequestBody>>>::Future>;
 
@@ -387,9 +387,9 @@ pin_project_lite::pin_project! {
 
 impl<F> Future for TrackedFuture<F>
 where
-    F: Future<Output = Result<Response<axum::body::Body>, std::convert::Infallible>>,
+    F: Future<Output = Result<Response<AnswerBody>, std::convert::Infallible>>,
 {
-    type Output = Result<Response<Guarded<axum::body::Body>>, std::convert::Infallible>;
+    type Output = Result<Response<Guarded<AnswerBody>>, std::convert::Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -504,6 +504,9 @@ struct Streams(Arc<NewStreams>);
 #[derive(Default)]
 struct NewStreams {
     queue: Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>,
+    /// Set when `queue` has streams, so a poll takes the lock only then (an
+    /// HTTP/1.1 connection never has any).
+    queued: AtomicBool,
     /// The connection's task, woken for a new stream and by its streams.
     task: futures_util::task::AtomicWaker,
     /// Set when a stream wakes the task, so a poll knows to go back to them.
@@ -517,6 +520,7 @@ impl<F: Future<Output = ()> + Send + 'static> hyper::rt::Executor<F> for Streams
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Box::pin(stream));
+        self.0.queued.store(true, Ordering::Release);
         self.0.task.wake();
     }
 }
@@ -554,9 +558,14 @@ impl Future for Running {
         use futures_util::StreamExt;
         let Running { shared, streams } = &mut *self;
         shared.task.register(cx.waker());
-        streams.extend(std::mem::take(
-            &mut *shared.queue.lock().unwrap_or_else(|e| e.into_inner()),
-        ));
+        if shared.queued.swap(false, Ordering::AcqRel) {
+            streams.extend(std::mem::take(
+                &mut *shared.queue.lock().unwrap_or_else(|e| e.into_inner()),
+            ));
+        }
+        if streams.is_empty() {
+            return Poll::Pending;
+        }
         let waker = futures_util::task::waker_ref(shared);
         let mut inner = Context::from_waker(&waker);
         // FuturesUnordered stops after two streams that wake themselves while

@@ -21,10 +21,11 @@ use std::{fmt, str::FromStr, time::Duration};
 
 use http::Uri;
 use hyper_util::{client::legacy, rt::TokioExecutor};
-use tonic::{client::Grpc, transport::Endpoint};
+use tonic::{client::Grpc, codec::CompressionEncoding, transport::Endpoint};
 use tower::{ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 
 use crate::{Client, Options};
+use connector::ConnectTimeout;
 pub use connector::{Connector, Stream, connector};
 pub use tls::{TlsSettings, client_config, pem_certs, pem_key};
 
@@ -82,6 +83,9 @@ pub struct Target {
     pub connect_timeout: Duration,
     /// A `user-agent` to send instead of the default.
     pub user_agent: Option<String>,
+    /// Compress every request with gzip (tonic's compression), as grpc-health-probe's
+    /// `-gzip` does. Gzip-compressed answers are taken either way.
+    pub gzip: bool,
 }
 
 /// Why no connection could be made.
@@ -97,6 +101,14 @@ pub enum ConnectError {
         url: String,
         /// What the dialer said.
         reason: String,
+    },
+    /// No connection (TCP, then TLS) within the connect timeout.
+    #[error("cannot connect to {url}: {}", ConnectTimeout(*.after))]
+    Timeout {
+        /// The target.
+        url: String,
+        /// The connect timeout that passed.
+        after: Duration,
     },
 }
 
@@ -129,9 +141,15 @@ pub type NativeClient = Client<Grpc<Channel>>;
 pub async fn connect(target: &Target, options: Options) -> Result<NativeClient, ConnectError> {
     let uri = target_uri(target)?;
     let dialer = connector(target, uri.scheme() == Some(&http::uri::Scheme::HTTPS))?;
-    let unreachable = |reason: String| ConnectError::Unreachable {
-        url: target.url.clone(),
-        reason,
+    let unreachable = |error: &(dyn std::error::Error + 'static)| match timed_out(error) {
+        Some(after) => ConnectError::Timeout {
+            url: target.url.clone(),
+            after,
+        },
+        None => ConnectError::Unreachable {
+            url: target.url.clone(),
+            reason: error_chain(error),
+        },
     };
     let channel: Channel = match target.protocol {
         Protocol::Grpc => {
@@ -147,7 +165,7 @@ pub async fn connect(target: &Target, options: Options) -> Result<NativeClient, 
             let channel = endpoint
                 .connect_with_connector(dialer)
                 .await
-                .map_err(|e| unreachable(error_chain(&e)))?;
+                .map_err(|e| unreachable(&e))?;
             BoxCloneSyncService::new(channel.map_err(|e| ChannelError(e.into())))
         }
         Protocol::GrpcWeb | Protocol::GrpcWebText => {
@@ -155,7 +173,7 @@ pub async fn connect(target: &Target, options: Options) -> Result<NativeClient, 
                 .clone()
                 .oneshot(uri.clone())
                 .await
-                .map_err(|e| unreachable(error_chain(&*e)))?;
+                .map_err(|e| unreachable(&*e))?;
             let http = legacy::Client::builder(TokioExecutor::new()).build(dialer);
             let text = target.protocol == Protocol::GrpcWebText;
             let agent = target.user_agent.clone();
@@ -182,7 +200,25 @@ pub async fn connect(target: &Target, options: Options) -> Result<NativeClient, 
             BoxCloneSyncService::new(service)
         }
     };
-    Client::new(Grpc::new(channel), options).map_err(|e| ConnectError::Invalid(e.to_string()))
+    // Some servers compress every answer, asked or not (grpcio with a default
+    // compression does): take them, whatever is sent.
+    let mut grpc = Grpc::new(channel).accept_compressed(CompressionEncoding::Gzip);
+    if target.gzip {
+        grpc = grpc.send_compressed(CompressionEncoding::Gzip);
+    }
+    Client::new(grpc, options).map_err(|e| ConnectError::Invalid(e.to_string()))
+}
+
+/// The connect timeout, if that is what `error` (or one of its causes) is.
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(ConnectTimeout(after)) = error.downcast_ref() {
+            return Some(*after);
+        }
+        cause = error.source();
+    }
+    None
 }
 
 /// The target's URL, which must be `http://` or `https://`.

@@ -107,6 +107,7 @@ impl Upstream {
                 None => AGENT.into(),
                 Some(replica) => format!("{AGENT} (replica {replica})"),
             }),
+            gzip: false,
         }
     }
 

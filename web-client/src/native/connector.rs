@@ -69,15 +69,16 @@ fn with_scheme(uri: Uri, scheme: Scheme) -> Uri {
     Uri::from_parts(parts).expect("a URI with a scheme and an authority")
 }
 
+/// The connect timeout passed before the connection was made.
+#[derive(Debug, thiserror::Error)]
+#[error("no connection within {} ms (connect timeout)", .0.as_millis())]
+pub struct ConnectTimeout(pub Duration);
+
 /// Names the step that failed: the timer, or the TLS handshake (whose rustls error
 /// hyper-rustls wraps in two `io::Error`s that hide it from `source()`).
 fn explain(error: BoxError, timeout: Duration) -> BoxError {
     if error.is::<tower::timeout::error::Elapsed>() {
-        return format!(
-            "no connection within {} ms (connect timeout)",
-            timeout.as_millis()
-        )
-        .into();
+        return ConnectTimeout(timeout).into();
     }
     match tls_error(&*error) {
         Some(tls) => format!("TLS handshake failed: {tls}").into(),

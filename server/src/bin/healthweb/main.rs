@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - `serve`: `healthweb serve`, flags to [`healthweb_server::Settings`].
-//! - `check`: `healthweb check`, the probe.
+//! - `check`: `healthweb check`, the probe; also what the binary runs when it is
+//!   called `grpc_health_probe`. `go_flags`: its flags in Go's spelling too.
 //! - `admin`: `healthweb set` and `healthweb remove`, the admin API's client.
 //! - `signals`: SIGTERM, ctrl-c and SIGHUP.
 //! - `exit`: the exit codes.
@@ -14,12 +15,13 @@
 mod admin;
 mod check;
 mod exit;
+mod go_flags;
 mod serve;
 mod signals;
 
-use std::{process::ExitCode, time::Duration};
+use std::{ffi::OsString, path::Path, process::ExitCode, time::Duration};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tracing_subscriber::{filter::Targets, layer::SubscriberExt, util::SubscriberInitExt};
 
 use crate::exit::Exit;
@@ -39,7 +41,8 @@ enum Command {
     Set(admin::SetArgs),
     /// Remove a service through a running server's admin API (Check then answers NOT_FOUND).
     Remove(admin::RemoveArgs),
-    /// Probe a gRPC health server, natively or over gRPC-Web, like grpc-health-probe.
+    /// Probe a gRPC health server, natively or over gRPC-Web, like grpc-health-probe
+    /// (whose flags it takes too: -addr=HOST:PORT, -rpc-timeout, -tls-ca-cert...).
     /// Exit codes: 0 SERVING, 1 bad arguments, 2 connection failure, 3 RPC failure,
     /// 4 not SERVING.
     Check(Box<check::CheckArgs>),
@@ -62,8 +65,27 @@ pub fn say(line: impl std::fmt::Display) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
+/// The command line for clap: `check` first when the binary is called
+/// `grpc_health_probe` (a symlink in its place keeps every manifest as it is), and
+/// `check`'s flags in clap's spelling whichever way they were written.
+fn args() -> Vec<OsString> {
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    let called = args.first().and_then(|a| Path::new(a).file_name());
+    if called.is_some_and(|name| name == "grpc_health_probe" || name == "grpc-health-probe") {
+        args.insert(1, "check".into());
+    }
+    if args.get(1).is_some_and(|a| a == "check") {
+        let mut cli = Cli::command();
+        cli.build();
+        let check = cli.find_subcommand("check").expect("check is a subcommand");
+        let rest = args.split_off(2);
+        args.extend(go_flags::respell(check, rest));
+    }
+    args
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(args()) {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
