@@ -784,9 +784,15 @@ async fn history_goes_to_postgres_over_tls() {
         .get(0);
     assert!(encrypted >= 1, "healthweb's connections are not encrypted");
 
-    // Without the CA, the certificate does not verify: refused before listening.
-    let (code, _, stderr) = run_cli(&["serve", "--listen", "127.0.0.1:0", "--history", &url]);
+    // Asked to verify without the CA, the certificate does not verify (it is no
+    // system root's): refused before listening.
+    let full = url.replace("sslmode=require", "sslmode=verify-full");
+    let (code, _, stderr) = run_cli(&["serve", "--listen", "127.0.0.1:0", "--history", &full]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("TLS"), "{stderr}");
     assert!(!stderr.contains("listening on"), "{stderr}");
+    // Not asked to, as libpq: encrypted, not verified, and it starts.
+    let unverified = Binary::serve(&["--history", &url]);
+    let page = instance(&unverified.url()).await;
+    assert_eq!(page["history"]["up"], true, "{page}");
 }

@@ -11,11 +11,12 @@
 //!   life, and a `NOTIFY healthweb_status` naming the services that changed, so
 //!   every replica's Watch hears of it (see [`crate::fleet`]).
 //! - `""` is each replica's own: its rows are read back for that replica only.
-//! - The URL is libpq's (`postgres://user@host:port/db?sslmode=require`); libpq's
-//!   `sslrootcert`, `sslcert`, `sslkey` and `sslmode=verify-full` are understood
-//!   (rustls always verifies the server's certificate under `sslmode=require`,
-//!   against the CA given or the system's roots). The password comes from the
-//!   URL, a file, or the environment, and is never printed.
+//! - The URL is libpq's (`postgres://user@host:port/db?sslmode=require`), and so
+//!   are its TLS rules: `sslrootcert`, `sslcert`, `sslkey` are understood; the
+//!   server's certificate is verified when a CA is given or with
+//!   `sslmode=verify-ca|verify-full` (against the system's roots without a CA),
+//!   and `prefer` (the default) and `require` encrypt without verifying. The
+//!   password comes from the URL, a file, or the environment, and is never printed.
 
 use std::{
     collections::BTreeSet,
@@ -102,12 +103,15 @@ pub fn redact(url: &str) -> String {
 
 /// libpq's URL options tokio-postgres does not know, taken out: `sslrootcert`,
 /// `sslcert` and `sslkey` into `tls`, `sslmode=verify-ca|verify-full` as
-/// `require` (which verifies, with rustls).
+/// `require`. And libpq's rule for the certificate: verified when a CA is given
+/// or the mode says `verify-` (then against the system's roots if no CA is
+/// given); otherwise (`prefer`, the default, and `require`) the connection is
+/// encrypted without verifying, as libpq does, so that a server with a
+/// self-signed certificate (Debian's default) is reachable as with `psql`.
 fn libpq_options(url: &str, tls: &mut TlsSettings) -> String {
-    let Some((base, query)) = url.split_once('?') else {
-        return url.to_owned();
-    };
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut kept = form_urlencoded::Serializer::new(String::new());
+    let mut verify = false;
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         let file = || Some(PathBuf::from(value.as_ref()));
         match key.as_ref() {
@@ -115,12 +119,16 @@ fn libpq_options(url: &str, tls: &mut TlsSettings) -> String {
             "sslcert" => tls.cert = tls.cert.take().or_else(file),
             "sslkey" => tls.key = tls.key.take().or_else(file),
             "sslmode" if value.starts_with("verify-") => {
+                verify = true;
                 kept.append_pair("sslmode", "require");
             }
             _ => {
                 kept.append_pair(&key, &value);
             }
         }
+    }
+    if !verify && tls.ca.is_none() {
+        tls.insecure_skip_verify = true;
     }
     match kept.finish() {
         query if query.is_empty() => base.to_owned(),
@@ -895,10 +903,18 @@ mod tests {
         );
         assert_eq!(url, "postgres://hw@db/x?sslmode=require&application_name=a");
         assert_eq!(tls.ca, Some(PathBuf::from("/ca.pem")));
-        assert_eq!(
-            libpq_options("postgres://db/x", &mut tls),
-            "postgres://db/x"
-        );
+        assert!(!tls.insecure_skip_verify);
+        // As libpq: without a CA, require and prefer encrypt but do not verify;
+        // verify-full does, against the system's roots.
+        for (url, verified) in [
+            ("postgres://db/x", false),
+            ("postgres://db/x?sslmode=require", false),
+            ("postgres://db/x?sslmode=verify-full", true),
+        ] {
+            let mut tls = TlsSettings::default();
+            libpq_options(url, &mut tls);
+            assert_eq!(tls.insecure_skip_verify, !verified, "{url}");
+        }
     }
 
     #[test]

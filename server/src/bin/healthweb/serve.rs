@@ -156,8 +156,9 @@ pub struct ServeArgs {
     /// A file whose first line is the PostgreSQL password.
     #[arg(long, env = "HEALTHWEB_HISTORY_PASSWORD_FILE", value_name = "FILE")]
     history_password_file: Option<PathBuf>,
-    /// The CA bundle (PEM) to verify PostgreSQL's certificate with (with
-    /// sslmode=require; the system's roots otherwise).
+    /// The CA bundle (PEM) that signed PostgreSQL's certificate: with it, the
+    /// certificate is verified (as libpq's sslrootcert; sslmode=verify-full verifies
+    /// against the system's roots without it).
     #[arg(long, env = "HEALTHWEB_HISTORY_CA", value_name = "FILE")]
     history_ca: Option<PathBuf>,
     /// While the history store is away, at most this many changes are kept in
