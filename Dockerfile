@@ -23,10 +23,13 @@ COPY --from=build /src/target/release/healthweb /usr/local/bin/healthweb
 # (/bin/grpc_health_probe; /bin is /usr/bin here): exec probes written for it run as they are.
 RUN ln -s /usr/local/bin/healthweb /usr/bin/grpc_health_probe
 COPY --from=build /src/www /srv/www
-# History (every status change) lives in the volume, so it survives new containers.
+# History (every status change) lives in the volume, so it survives new containers:
+# the default history file is in $STATE_DIRECTORY. Without a writable volume (a
+# read-only root filesystem) history is kept in memory, and healthweb says so.
+# Replicas set HEALTHWEB_HISTORY=postgres://... instead (deploy/).
 ENV HEALTHWEB_LISTEN=0.0.0.0:8080 \
     HEALTHWEB_WWW=/srv/www \
-    HEALTHWEB_HISTORY=/var/lib/healthweb/history.db
+    STATE_DIRECTORY=/var/lib/healthweb
 VOLUME /var/lib/healthweb
 EXPOSE 8080
 USER nobody

@@ -15,7 +15,7 @@ PKG := www/pkg
 PKG_LITE := www/pkg-lite
 TARGET_DIR = $${CARGO_TARGET_DIR:-target}
 
-.PHONY: run build server pkg pkg-lite test test-deps wasm-deps browser-deps python-deps size-deps lint size size-report bench flame fuzz
+.PHONY: run build server pkg pkg-lite test test-deps wasm-deps browser-deps python-deps postgres-deps size-deps lint size size-report bench flame fuzz
 
 ## run: build everything, then serve the status page on http://127.0.0.1:8080
 run: build
@@ -35,15 +35,15 @@ pkg: wasm-deps
 pkg-lite: wasm-deps
 	web-client/build.sh web $(PKG_LITE) lite
 
-## test: every test (Rust, browser, interop); installs Chromium and grpcio if missing.
+## test: every test (Rust, browser, interop); installs Chromium, grpcio and PostgreSQL if missing.
 ## The browser tests run the debug `healthweb` that `cargo test` built; the release
 ## binary is built too, for the test that reads its dynamic section.
 test: test-deps server
-	HEALTHWEB_RELEASE_BIN=$(TARGET_DIR)/release/healthweb \
+	HEALTHWEB_RELEASE_BIN=$$(realpath $(TARGET_DIR))/release/healthweb \
 		cargo test -p healthweb-proto -p healthweb-server -p healthweb-client --features healthweb-client/native
 	HEALTHWEB_BIN=$(TARGET_DIR)/debug/healthweb tests/browser/run.sh
 
-test-deps: wasm-deps browser-deps python-deps
+test-deps: wasm-deps browser-deps python-deps postgres-deps
 
 ## wasm-deps: the wasm32 target, wasm-pack, and wasm-bindgen-cli at Cargo.lock's version
 wasm-deps:
@@ -58,8 +58,15 @@ browser-deps:
 		|| { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver curl; }
 	cd tests/browser && { [ -d node_modules ] || npm ci --no-audit --no-fund; }
 
-# Python grpcio (a gRPC client no one here wrote) and prometheus-client (a real
-# OpenMetrics parser), for the interop tests; reinstalled when the list changes.
+# Debian's PostgreSQL, for the replica tests' throwaway clusters (initdb and
+# pg_ctl live in /usr/lib/postgresql/N/bin, not on PATH).
+postgres-deps:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null \
+		|| { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
+# Python grpcio (a gRPC client no one here wrote), prometheus-client (a real
+# OpenMetrics parser) and PyYAML (deploy/'s manifests), for the interop tests;
+# reinstalled when the list changes.
 python-deps:
 	cmp -s tests/interop/requirements.txt $(VENV)/requirements.txt || { \
 		python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -r tests/interop/requirements.txt \

@@ -19,8 +19,10 @@ Prints the tables and writes them into BENCHMARKS.md between the
 `<!-- bench:begin -->` and `<!-- bench:end -->` markers (the prose around them is
 kept). Python 3 standard library only.
 
+6. Replicas on PostgreSQL (bench/replicas.py, its own section of BENCHMARKS.md).
+
 Usage: python3 bench/run.py [--quick] [--rounds N] [--seconds S]
-       [--fanout 1000,10000,100000] [--no-write]
+       [--fanout 1000,10000,100000] [--no-write] [--only replicas]
 """
 
 from __future__ import annotations
@@ -778,6 +780,10 @@ def main() -> None:
     ap.add_argument("--fanout", default="1000,10000,100000")
     ap.add_argument("--no-write", action="store_true", help="print the tables only")
     ap.add_argument("--no-build", action="store_true", help="reuse target/release as it is")
+    ap.add_argument("--only", choices=["replicas"], help="run that section alone (and write only it)")
+    import replicas
+
+    replicas.options(ap)
     args = ap.parse_args()
     args.argv = sys.argv[1:]
     if args.quick:
@@ -785,6 +791,11 @@ def main() -> None:
     if (os.cpu_count() or 1) < 2:
         sys.exit("needs 2 CPUs: the server runs on CPU 0 and the load on CPU 1")
 
+    if args.only == "replicas":
+        if not args.no_build:
+            replicas.build(sys.modules[__name__])
+        replicas.run_section(sys.modules[__name__], args)
+        return
     install(args.no_build)
     all_peers = peers()
     size = browser_size()
@@ -800,6 +811,7 @@ def main() -> None:
     print(section)
     if not args.no_write:
         write(section)
+    replicas.run_section(sys.modules[__name__], args)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,11 @@ use healthweb_proto::{
     wire::{self, Framing},
 };
 use healthweb_server::{
-    Settings, history::History, metrics::Metrics, routes, serve, web::WebState,
+    Settings,
+    history::{History, Location},
+    metrics::Metrics,
+    routes, serve,
+    web::{Instance, WebState},
 };
 use http::{Method, Request, Response};
 use http_body::Frame;
@@ -594,7 +598,7 @@ async fn every_answer_matches_the_reference_or_a_known_difference() {
 /// setting NOT_SERVING.
 async fn drain_differences() -> Vec<(String, Wire, &'static str, String, String)> {
     let mut settings = Settings::default();
-    settings.history.path = None;
+    settings.history.location = Location::Memory;
     let registry = healthweb_server::HealthRegistry::new();
     registry
         .set(
@@ -605,8 +609,9 @@ async fn drain_differences() -> Vec<(String, Wire, &'static str, String, String)
     let state = WebState {
         registry: registry.clone(),
         upstreams: Default::default(),
-        history: History::open(&settings.history).unwrap(),
+        history: History::memory().unwrap(),
         metrics: Metrics::new(),
+        instance: Instance::default(),
     };
     let draining = CancellationToken::new();
     let app = routes::app(&settings, state, None, draining.clone());

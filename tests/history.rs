@@ -14,6 +14,7 @@ use healthweb_proto::{
     },
     pb::health_check_response::ServingStatus,
 };
+use healthweb_server::history::Location;
 use http::Method;
 use nix::sys::signal::Signal;
 use tonic::transport::Channel;
@@ -249,7 +250,7 @@ async fn a_flapping_service_keeps_the_file_small() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("history.db");
     let path = file.clone();
-    let server = TestServer::with(|s| s.history.path = Some(path)).await;
+    let server = TestServer::with(|s| s.history.location = Location::File(path)).await;
     // 20 000 changes as fast as the registry takes them (well over 1000 a second).
     let flips = 20_000u32;
     let started = std::time::Instant::now();

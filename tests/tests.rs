@@ -11,8 +11,10 @@
 //! `bad_input`, `compression` (gzip-compressed calls on every wire),
 //! `interop` (Python grpcio), `tls`, `probe` (`healthweb check`),
 //! `monitor` (upstreams), `release` (the release binary's dynamic section),
-//! `attack` (hostile and broken connections), `history`
-//! (History, badges, metrics), and `util`, the shared harness.
+//! `attack` (hostile and broken connections), `history` (History, badges,
+//! metrics), `replicas` (several healthweb on one PostgreSQL), `default_history`
+//! (where history goes without `--history`), `deploy` (the Kubernetes and compose
+//! files), and the shared harness: `util`, and `pg`, a throwaway PostgreSQL.
 
 mod admin;
 mod attack;
@@ -23,14 +25,18 @@ mod config;
 mod conformance;
 mod cors;
 mod curl;
+mod default_history;
+mod deploy;
 mod grpc_web;
 mod history;
 mod interop;
 mod list;
 mod monitor;
+mod pg;
 mod probe;
 mod reflection;
 mod release;
+mod replicas;
 mod shutdown;
 mod static_page;
 mod tls;

@@ -14,7 +14,7 @@ use healthweb_proto::{
     pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient},
     wire,
 };
-use healthweb_server::{HealthRegistry, Server, Settings};
+use healthweb_server::{HealthRegistry, Server, Settings, history::Location};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use prost::Message;
@@ -51,10 +51,10 @@ impl TestServer {
     /// in memory unless `change` names a file.
     pub async fn with(change: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = Settings::default();
-        settings.history.path = None;
+        settings.history.location = Location::Memory;
         change(&mut settings);
         settings.listen = "127.0.0.1:0".parse().unwrap();
-        let server = Server::new(settings).unwrap();
+        let server = Server::new(settings).await.unwrap();
         let listeners = server.bind().await.unwrap();
         let addr = listeners.main.local_addr().unwrap();
         let registry = server.registry().clone();
@@ -128,6 +128,8 @@ pub struct Binary {
     pub addr: SocketAddr,
     pub admin: Option<SocketAddr>,
     pub stderr: mpsc::Receiver<String>,
+    /// What it printed before its address.
+    pub before: Vec<String>,
 }
 
 impl Binary {
@@ -139,22 +141,30 @@ impl Binary {
         } else {
             &["--history", "memory"]
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_healthweb"))
+        Self::serve_with(&[history, args].concat(), |_| {})
+    }
+
+    /// Runs `healthweb serve --listen 127.0.0.1:0 ARGS`, its command changed by
+    /// `configure` first (environment, working directory, user), and waits for
+    /// its address.
+    pub fn serve_with(args: &[&str], configure: impl FnOnce(&mut Command)) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_healthweb"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(history)
             .args(args)
             .env("HEALTHWEB_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        configure(&mut command);
+        let mut child = command.spawn().unwrap();
         let stderr = lines(child.stderr.take().unwrap());
         let mut binary = Self {
             child,
             addr: "0.0.0.0:0".parse().unwrap(),
             admin: None,
             stderr,
+            before: Vec::new(),
         };
         let want_admin = args.contains(&"--admin-listen");
         let addr_of = |line: &str, prefix: &str| -> Option<SocketAddr> {
@@ -174,6 +184,7 @@ impl Binary {
             }
             seen.push(line);
         }
+        binary.before = seen;
         binary
     }
 
@@ -289,6 +300,18 @@ pub async fn send(
         }
     );
     response
+}
+
+/// `GET url` over HTTP/1.1, which must answer 200: its body, as text.
+pub async fn get_ok(url: &str) -> String {
+    let r = raw(Http::H1, url, http::Method::GET, &[], "").await;
+    assert_eq!(r.status, 200, "GET {url}");
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+/// What the server at `url` says of itself (`GET /instance`).
+pub async fn instance(url: &str) -> serde_json::Value {
+    serde_json::from_str(&get_ok(&format!("{url}/instance")).await).unwrap()
 }
 
 /// Reads the rest of a response.

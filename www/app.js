@@ -8,17 +8,20 @@
 // browser opens at most six HTTP/1.1 connections to a host and each Watch holds one, so
 // at most WATCH_LIMIT rows (those in view) are watched and the others take their status
 // from List, polled; History is fetched for rows as they come into view,
-// HISTORY_CONCURRENCY rows at a time, and again when their status changes.
+// HISTORY_CONCURRENCY rows at a time, and again when their status changes. What
+// healthweb says of itself (`GET /instance`) is shown too: a history store that is away,
+// history kept in memory only, and which replica of a fleet answers.
 
 import init, { HealthClient } from "./pkg/healthweb_client.js";
 
 const LIST_EVERY_MS = 5_000; // new services, and the status of the rows not watched
 const TIMEOUT_MS = 5_000;
 const UPSTREAMS_EVERY_MS = 2_000;
+const INSTANCE_EVERY_MS = 5_000;
 const WATCH_LIMIT = 5; // leaves one of the browser's six connections for everything else
 const HISTORY_CONCURRENCY = 2;
 const HISTORY_EVERY_MS = 60_000; // a row in view gets fresh history this often
-const HISTORY_AFTER_CHANGE_MS = 1_500; // the server writes changes once a second
+const HISTORY_AFTER_CHANGE_MS = 1_500; // the server writes a change as it hears it
 const HISTORY_RETRIES = 5; // looks for a change not yet written, a second apart
 const TRANSITIONS_SHOWN = 20;
 const SETTLE_MS = 150; // rows that only fly past while scrolling cost nothing
@@ -355,10 +358,12 @@ function drawHistory(row, { transitions, truncated, uptime, latency }) {
       ? `${change.count} changes, worst ${word(change.worst)}, then ${word(change.to)}`
       : `${word(change.from)} → ${word(change.to)}`;
     const why = CAUSES[change.cause] ?? change.cause;
+    // In a fleet, which replica saw it.
+    const by = view?.fleet && change.replica ? ` (${change.replica})` : "";
     const time = document.createElement("time");
     time.dateTime = new Date(change.atUnixMs).toISOString();
     time.textContent = stamp.format(change.atUnixMs);
-    item.append(time, ` ${what}, ${lasted} · ${why}${change.detail ? `: ${change.detail}` : ""}`);
+    item.append(time, ` ${what}, ${lasted} · ${why}${by}${change.detail ? `: ${change.detail}` : ""}`);
     return item;
   }));
 }
@@ -424,10 +429,52 @@ async function loadUpstreams(current) {
     const parts = [`upstream ${report.target} (${report.protocol}, ${report.mode})`];
     if (report.answer) parts.push(`answered ${report.answer}`);
     if (report.latency_ms != null) parts.push(`${report.latency_ms.toFixed(1)} ms`);
+    if (report.probed_by) parts.push(`probed by ${report.probed_by}`);
     const error = document.createElement("span");
     error.className = "error";
     error.textContent = report.error ? ` · last error: ${report.error}` : "";
     detail.replaceChildren(parts.join(" · "), error);
+  }
+}
+
+/**
+ * What the endpoint says of itself (`GET /instance`): its history store away (changes
+ * kept in memory until it returns) or history kept in memory only, above the list; the
+ * replica that answers and its fleet, below it. Not healthweb: nothing is said.
+ */
+async function loadInstance(current) {
+  let instance = null;
+  try {
+    const response = await fetch(`${current.endpoint}/instance`, { cache: "no-store" });
+    if (response.ok) instance = await response.json();
+  } catch {
+    // unreachable: the rows already say so
+  }
+  if (current.stopped) return;
+  const history = instance?.history;
+  let text = "";
+  if (history && !history.up) {
+    const since = history.down_since_ms ? ` since ${stamp.format(history.down_since_ms)}` : "";
+    const kept = `${history.buffered} change${history.buffered === 1 ? "" : "s"}`;
+    const dropped = history.dropped ? `, ${history.dropped} dropped` : "";
+    text = `History store unreachable${since}: ${kept} kept in memory until it returns${dropped}. ` +
+      "Statuses are live; history may be behind.";
+  } else if (history?.fallback) {
+    text = `History is kept in memory only, and lost when healthweb stops: ${history.fallback}.`;
+  }
+  const store = $("#store");
+  store.textContent = text;
+  store.title = history?.error ?? "";
+  store.hidden = !text;
+  const fleet = instance?.fleet;
+  current.fleet = Boolean(fleet);
+  const replica = $("#replica");
+  replica.hidden = !fleet;
+  if (fleet) {
+    const count = fleet.replicas.length;
+    const probes = fleet.probing.length;
+    replica.textContent = `Served by replica ${instance.replica}, one of ${count} sharing ` +
+      `${history.location}; it probes ${probes} upstream${probes === 1 ? "" : "s"}, the others the rest.`;
   }
 }
 
@@ -491,13 +538,14 @@ function start(endpoint) {
   }
   const current = {
     client, endpoint, rows: new Map(), byElement: new WeakMap(), visible: new Set(),
-    queue: [], active: 0, noHistory: false, monitors: false,
+    queue: [], active: 0, noHistory: false, monitors: false, fleet: false,
     timer: 0, balanceTimer: 0, upstreamsTimer: 0, stopped: false,
   };
   // Rows count as in view a little before they scroll in, so they arrive filled.
   current.observer = new IntersectionObserver((entries) => seen(current, entries), { rootMargin: "100px 0px" });
   view = current;
   refresh(current);
+  loadInstance(current);
 }
 
 $("#endpoint-form").addEventListener("submit", (event) => {
@@ -513,6 +561,7 @@ addEventListener("popstate", () => start(endpointFromUrl()));
 setInterval(tick, 1000);
 // Errors and latencies change without a status change; refresh them while there are any.
 setInterval(() => view?.monitors && loadUpstreams(view), UPSTREAMS_EVERY_MS);
+setInterval(() => view && loadInstance(view), INSTANCE_EVERY_MS);
 // Rows in view whose history has grown old.
 setInterval(() => {
   for (const row of view?.visible ?? []) wantHistory(view, row);

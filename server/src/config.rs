@@ -8,7 +8,17 @@
 //! payments = "NOT_SERVING"
 //! ```
 //!
-//! `[[upstream]]` entries (see [`crate::upstream`]) add monitored services.
+//! `[[upstream]]` entries (see [`crate::upstream`]) add monitored services. A
+//! `[history]` table says where history is kept (read at start only; flags and
+//! environment variables win):
+//!
+//! ```toml
+//! [history]
+//! location = "postgres://healthweb@db:5432/healthweb?sslmode=require" # a file, or "memory"
+//! password_file = "/run/secrets/healthweb-db-password"
+//! [history.tls]                     # for PostgreSQL over TLS; as [upstream.tls]
+//! ca = "db-ca.pem"
+//! ```
 //!
 //! A flag wins over the file for the same name. On reload, a service the file no
 //! longer names is removed; one set through the admin API and never named by the
@@ -19,10 +29,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use healthweb_client::native::TlsSettings;
 use healthweb_proto::pb::health_check_response::ServingStatus;
 use serde::Deserialize;
 
 use crate::{
+    history::{HistorySettings, Location},
     registry::{Cause, HealthRegistry, Reason, RegistryError},
     status::{ServiceStatus, StatusWord},
     upstream::UpstreamConfig,
@@ -38,6 +50,38 @@ pub struct ConfigFile {
     /// Monitored upstreams.
     #[serde(default)]
     pub upstream: Vec<UpstreamConfig>,
+    /// Where history is kept.
+    pub history: Option<HistoryTable>,
+}
+
+/// The `[history]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryTable {
+    /// A `postgres://` URL, an SQLite file, or `memory`.
+    pub location: Option<String>,
+    /// For PostgreSQL: a file whose first line is the password.
+    pub password_file: Option<PathBuf>,
+    /// For PostgreSQL over TLS.
+    #[serde(default)]
+    pub tls: TlsSettings,
+}
+
+impl HistoryTable {
+    /// Fills what `settings` leaves unset (the flags win).
+    pub fn fill(self, settings: &mut HistorySettings) {
+        if settings.location == Location::Default
+            && let Some(location) = &self.location
+        {
+            settings.location = Location::parse(location);
+        }
+        if settings.password_file.is_none() {
+            settings.password_file = self.password_file;
+        }
+        if settings.tls == TlsSettings::default() {
+            settings.tls = self.tls;
+        }
+    }
 }
 
 /// Why the config could not be loaded.

@@ -26,7 +26,8 @@
 //!   drain; [`deadline`]: every gRPC call's clock.
 //! - [`config`]: `--service` flags and the TOML file, reloaded on SIGHUP.
 //! - [`upstream`], [`monitor`]: `[[upstream]]` entries and the tasks that watch them.
-//! - [`history`]: every status change, kept in SQLite, and the History service;
+//! - [`history`]: every status change, kept in SQLite or PostgreSQL, and the
+//!   History service; [`fleet`]: replicas sharing one PostgreSQL;
 //!   [`badge`]: status badges; [`metrics`]: `/metrics`.
 //! - [`admin`]: the admin HTTP API.
 //! - [`status`]: the status words people type.
@@ -37,6 +38,7 @@ pub mod badge;
 pub mod config;
 pub mod cors;
 pub mod deadline;
+pub mod fleet;
 pub mod health;
 pub mod history;
 pub mod metrics;

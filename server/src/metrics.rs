@@ -173,7 +173,16 @@ impl Default for Metrics {
 impl Metrics {
     /// Every series, registered; [`Metrics::watch`] then names the registry to read.
     pub fn new() -> Self {
+        Self::with_collectors(Vec::new())
+    }
+
+    /// [`Metrics::new`], and `collectors` (the history store's health) read at
+    /// each scrape.
+    pub fn with_collectors(collectors: Vec<Box<dyn Collector>>) -> Self {
         let mut registry = Registry::default();
+        for collector in collectors {
+            registry.register_collector(collector);
+        }
         let started = Family::<Rpc, Counter>::default();
         let handled = Family::<Handled, Counter>::default();
         let handling = Family::<Rpc, Histogram, fn() -> Histogram>::new_with_constructor(

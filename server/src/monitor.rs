@@ -22,12 +22,14 @@ mod task;
 mod thresholds;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    borrow::Cow,
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Arc, RwLock},
     time::Duration,
 };
 
-use serde::Serialize;
+use healthweb_proto::pb::health_check_response::ServingStatus;
+use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 pub use thresholds::Thresholds;
@@ -38,7 +40,7 @@ use crate::{
 };
 
 /// How the monitor follows an upstream right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// A Watch stream is open.
@@ -48,7 +50,7 @@ pub enum Mode {
 }
 
 /// What the monitor saw last of one upstream.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// The upstream's address.
     pub target: String,
@@ -57,7 +59,10 @@ pub struct Report {
     /// `watch` while a Watch stream is open, `poll` otherwise.
     pub mode: Mode,
     /// The status healthweb shows for it.
-    pub status: &'static str,
+    pub status: Cow<'static, str>,
+    /// The replica that probes it, when replicas share the work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probed_by: Option<String>,
     /// What the upstream itself answered last (`SERVING`, `HTTP 503`...), if anything.
     pub answer: Option<String>,
     /// The last error, if the last probe failed.
@@ -93,7 +98,14 @@ pub struct Monitor {
     registry: HealthRegistry,
     reports: Reports,
     observers: ProbeObservers,
+    /// The upstreams the config names.
+    configured: HashMap<String, UpstreamConfig>,
+    /// Which of them this instance may probe: all (`None`), or those whose
+    /// leases it holds, when replicas share the work.
+    allowed: Option<BTreeSet<String>>,
     running: HashMap<String, (UpstreamConfig, JoinHandle<()>)>,
+    /// The replica that probes, named in its reports and its User-Agent.
+    replica: Option<String>,
 }
 
 impl Monitor {
@@ -108,8 +120,31 @@ impl Monitor {
             registry,
             reports: Reports::default(),
             observers: observers.into(),
+            configured: HashMap::new(),
+            allowed: None,
             running: HashMap::new(),
+            replica: None,
         }
+    }
+
+    /// A monitor of the replica `replica`, which probes an upstream only once
+    /// [`Monitor::allow`] lets it (it holds the upstream's lease).
+    pub fn shared(mut self, replica: String) -> Self {
+        self.allowed = Some(BTreeSet::new());
+        self.replica = Some(replica);
+        self
+    }
+
+    /// The upstreams the config names.
+    pub fn configured(&self) -> BTreeSet<String> {
+        self.configured.keys().cloned().collect()
+    }
+
+    /// Probes exactly `upstreams` (of those configured) from now on; returns the
+    /// tasks stopped, to await before their leases go to another replica.
+    pub fn allow(&mut self, upstreams: BTreeSet<String>) -> Vec<JoinHandle<()>> {
+        self.allowed = Some(upstreams);
+        self.reconcile()
     }
 
     /// The reports, for `/upstreams`.
@@ -127,22 +162,23 @@ impl Monitor {
         self.running.is_empty()
     }
 
-    /// Brings the running tasks in line with `upstreams`: new ones start, changed
-    /// ones restart (their status stays until the new task knows better), removed
-    /// ones stop and leave the registry. Unchanged ones are not touched.
+    /// Brings the running tasks in line with `upstreams`: new ones are
+    /// registered (UNKNOWN until known) and start, changed ones restart (their
+    /// status stays until the new task knows better), removed ones stop and leave
+    /// the registry. Unchanged ones are not touched. With replicas, only the
+    /// upstreams this one holds run.
     pub fn apply(&mut self, upstreams: &[UpstreamConfig]) {
-        let wanted: HashMap<&str, &UpstreamConfig> =
-            upstreams.iter().map(|u| (u.name.as_str(), u)).collect();
+        let wanted: HashMap<String, UpstreamConfig> = upstreams
+            .iter()
+            .map(|u| (u.name.clone(), u.clone()))
+            .collect();
         let gone: Vec<String> = self
-            .running
+            .configured
             .keys()
-            .filter(|name| !wanted.contains_key(name.as_str()))
+            .filter(|name| !wanted.contains_key(*name))
             .cloned()
             .collect();
         for name in gone {
-            if let Some((_, task)) = self.running.remove(&name) {
-                task.abort();
-            }
             let _ = self
                 .registry
                 .remove_because(&name, Reason::of(Cause::Reload));
@@ -151,24 +187,59 @@ impl Monitor {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&name);
         }
-        for (name, config) in wanted {
-            if self.running.get(name).is_some_and(|(old, _)| old == config) {
-                continue;
+        for name in wanted.keys() {
+            if self.registry.check(name).is_none() {
+                let _ = self.registry.set_because(
+                    name,
+                    ServingStatus::Unknown,
+                    Reason::of(Cause::Monitor),
+                );
             }
-            if let Some((_, task)) = self.running.remove(name) {
+        }
+        self.configured = wanted;
+        // Stopped tasks end at their next await; nothing waits on them here.
+        drop(self.reconcile());
+    }
+
+    /// Starts what may run and is not running (or runs an old config), stops
+    /// the rest; returns the tasks stopped.
+    fn reconcile(&mut self) -> Vec<JoinHandle<()>> {
+        let may_run = |name: &str| self.allowed.as_ref().is_none_or(|a| a.contains(name));
+        let stop: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(name, (config, _))| {
+                !may_run(name) || self.configured.get(*name) != Some(config)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut stopped = Vec::new();
+        for name in stop {
+            if let Some((_, task)) = self.running.remove(&name) {
                 task.abort();
+                stopped.push(task);
             }
+        }
+        let start: Vec<UpstreamConfig> = self
+            .configured
+            .values()
+            .filter(|config| may_run(&config.name) && !self.running.contains_key(&config.name))
+            .cloned()
+            .collect();
+        for config in start {
             let task = tokio::spawn(
                 task::Upstream::new(
                     config.clone(),
                     self.registry.clone(),
                     self.reports.clone(),
                     self.observers.clone(),
+                    self.replica.clone(),
                 )
                 .run(),
             );
-            self.running.insert(name.to_owned(), (config.clone(), task));
+            self.running.insert(config.name.clone(), (config, task));
         }
+        stopped
     }
 
     /// Stops every task; the statuses they set stay as they are.

@@ -29,6 +29,23 @@ pub struct Reason<'a> {
     pub cause: Cause,
     /// What it said (the monitor's answer or error), or `""`.
     pub detail: &'a str,
+    /// Where the change comes from: this instance, its drain, or another replica.
+    pub origin: Origin,
+}
+
+/// Where a change comes from, for the replicas that share a store: a change made
+/// here is shared with the fleet (but for `""`, each instance's own); the
+/// instance's own shutdown and resume stay here; a change heard from another
+/// replica is only mirrored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// Made by this instance: the config, the admin API, the monitor, a program.
+    #[default]
+    Here,
+    /// This instance's shutdown or resume (every service at once).
+    Drain,
+    /// Made by another replica, heard through the shared store.
+    Fleet,
 }
 
 impl Reason<'static> {
@@ -37,7 +54,11 @@ impl Reason<'static> {
 
     /// `cause`, with nothing more to say.
     pub const fn of(cause: Cause) -> Self {
-        Self { cause, detail: "" }
+        Self {
+            cause,
+            detail: "",
+            origin: Origin::Here,
+        }
     }
 }
 
@@ -310,6 +331,10 @@ impl HealthRegistry {
     }
 
     fn set_all_registered(&self, state: &mut State, status: ServingStatus, reason: Reason<'_>) {
+        let reason = Reason {
+            origin: Origin::Drain,
+            ..reason
+        };
         let names: Vec<String> = state
             .services
             .iter()

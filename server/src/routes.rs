@@ -87,6 +87,7 @@ pub fn app(
         state.history.clone(),
         state.registry.clone(),
         settings.health.max_service_name,
+        settings.history.timeout,
     ))
     .accept_compressed(Gzip)
     .max_decoding_message_size(max);

@@ -7,7 +7,7 @@
 //! use healthweb_server::{Server, Settings};
 //! use tokio_util::sync::CancellationToken;
 //!
-//! let server = Server::new(Settings::default())?; // checks and loads; binds nothing
+//! let server = Server::new(Settings::default()).await?; // checks and loads; binds nothing
 //! let listeners = server.bind().await?;
 //! let shutdown = CancellationToken::new();
 //! server.run(listeners, shutdown.clone()).await; // until shutdown.cancel()
@@ -18,31 +18,37 @@
 //! (watchers receive it) and, for the drain delay, the server goes on answering
 //! (a lame duck). Then it drains: open Watch streams end with UNAVAILABLE, no
 //! connection is accepted, the admin API and the upstream monitor stop, and open
-//! connections get the shutdown grace before they are dropped.
+//! connections get the shutdown grace before they are dropped. With replicas
+//! ([`crate::fleet`]), the leases go back to the fleet as the shutdown begins.
 
 use std::{
+    collections::BTreeSet,
     io,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     admin,
     config::{ConfigError, Configured},
-    history::{History, Recorder, recorder::Writer},
+    fleet::{self, Fleet},
+    history::{
+        History, Location, Recorder, StoreState,
+        recorder::{Scope, Writer, instance_id},
+    },
     metrics::Metrics,
     monitor::Monitor,
-    registry::HealthRegistry,
+    registry::{HealthRegistry, Observer},
     routes::{self, App},
     serve,
     settings::{ConnectionLimits, Settings, SettingsError},
     tls,
     upstream::UpstreamConfig,
-    web::WebState,
+    web::{Instance, WebState},
 };
 
 /// A server, built and checked, not yet listening.
@@ -63,6 +69,8 @@ pub struct Server {
     writer: Writer,
     reloader: Reloader,
     upstreams: Vec<UpstreamConfig>,
+    /// With history in PostgreSQL: what the fleet's tasks start with.
+    fleet: Option<fleet::Parts>,
 }
 
 /// The sockets a [`Server`] serves: the one port, and the admin API's.
@@ -88,9 +96,12 @@ impl Server {
     /// Checks `settings` whole and builds every part: the history, the registry
     /// with the configured statuses, TLS, CORS, the routes and the admin API.
     /// Nothing binds and no task starts (only, once every setting is good, the
-    /// history's writer thread), so a bad setting is refused before the port is
-    /// announced.
-    pub fn new(settings: Settings) -> Result<Self, SettingsError> {
+    /// history's writer), so a bad setting is refused before the port is
+    /// announced. With history in PostgreSQL, the database is reached here: a
+    /// bad URL or a refused password is an error, a database that is down is
+    /// not (the history waits in memory); and a new replica takes the fleet's
+    /// statuses before it answers.
+    pub async fn new(mut settings: Settings) -> Result<Self, SettingsError> {
         if let Some(addr) = settings.admin_listen
             && !addr.ip().is_loopback()
             && !settings.admin_allow_remote
@@ -104,24 +115,86 @@ impl Server {
             .transpose()?;
         let tls = settings.tls.as_ref().map(tls::server_config).transpose()?;
         let cors = settings.cors.layer()?;
-        let recorder = Arc::new(Recorder::default());
-        let metrics = Metrics::new();
-        let registry = HealthRegistry::observed(vec![recorder.clone(), Arc::new(metrics.clone())]);
+        if settings.replica.lease_period < Duration::from_millis(300) {
+            return Err(SettingsError::LeasePeriod(settings.replica.lease_period));
+        }
         let mut configured = Configured::new(settings.services.clone(), settings.config.clone());
+        // The file's [history], read before anything is recorded: flags win.
+        if let Some(path) = configured.file() {
+            let file = crate::config::ConfigFile::load(path)?;
+            if let Some(table) = file.history {
+                table.fill(&mut settings.history);
+            }
+        }
+        let shared = matches!(settings.history.location, Location::Postgres(_));
+        let replica = settings.replica.name();
+        let instance = instance_id();
+        let state = StoreState::default();
+        let scope = Scope {
+            replica: replica.clone(),
+            instance: instance.clone(),
+            fleet: shared,
+        };
+        let recorder = Arc::new(Recorder::new(scope, settings.history.buffer, state.clone()));
+        let metrics = Metrics::with_collectors(vec![Box::new(state.clone())]);
+        let drained = fleet::Drained::default();
+        let mut observers: Vec<Arc<dyn Observer>> =
+            vec![recorder.clone(), Arc::new(metrics.clone())];
+        if shared {
+            observers.push(Arc::new(drained.clone()));
+        }
+        let registry = HealthRegistry::observed(observers);
         let upstreams = configured.apply(&registry)?;
-        // Only now, with every other setting good, is the history file touched; the
+        // Only now, with every other setting good, is the history touched; the
         // recorder has kept the configured statuses until its writer starts.
-        let history = History::open(&settings.history)?;
-        let writer = recorder.start(&history, &settings.history)?;
+        let opened = History::open(&settings.history, &replica, &instance, &state).await?;
+        let (reread, reread_rx) = tokio::sync::mpsc::unbounded_channel();
+        let writer = recorder
+            .start(
+                opened.history.shared(),
+                &settings.history,
+                shared.then_some(reread),
+            )
+            .await?;
         metrics.watch(registry.clone());
-        let monitor =
-            Monitor::observed(registry.clone(), vec![recorder, Arc::new(metrics.clone())]);
+        let mut monitor = Monitor::observed(
+            registry.clone(),
+            vec![recorder.clone(), Arc::new(metrics.clone())],
+        );
+        let view = fleet::View::default();
+        let fleet = match opened.postgres {
+            None => None,
+            Some(postgres) => {
+                // Registered now (no probe runs before a lease), so that the
+                // settling below takes the fleet's statuses of them too.
+                monitor = monitor.shared(replica.clone());
+                monitor.apply(&upstreams);
+                if state.is_up() {
+                    fleet::settle(&postgres, &registry, &recorder, settings.history.timeout).await;
+                }
+                Some(fleet::Parts {
+                    postgres,
+                    registry: registry.clone(),
+                    recorder: recorder.clone(),
+                    reports: monitor.reports(),
+                    view: view.clone(),
+                    lease_period: settings.replica.lease_period,
+                    drained,
+                    reread: reread_rx,
+                })
+            }
+        };
         let draining = CancellationToken::new();
         let state = WebState {
             registry: registry.clone(),
             upstreams: monitor.reports(),
-            history,
+            history: opened.history,
             metrics,
+            instance: Instance {
+                replica,
+                history: state,
+                fleet: fleet.as_ref().map(|_| view),
+            },
         };
         let app = routes::app(&settings, state, cors, draining.clone());
         Ok(Self {
@@ -142,6 +215,7 @@ impl Server {
                 registry,
             }))),
             upstreams,
+            fleet,
         })
     }
 
@@ -190,9 +264,11 @@ impl Server {
             writer,
             reloader,
             upstreams,
+            fleet,
             ..
         } = self;
         reloader.monitor(|monitor| monitor.apply(&upstreams));
+        let fleet = fleet.map(|parts| Fleet::start(parts, Arc::new(reloader.clone())));
         if let Some(listener) = listeners.admin
             && let Ok(addr) = listener.local_addr()
         {
@@ -211,15 +287,22 @@ impl Server {
         let stop = async {
             shutdown.cancelled().await;
             registry.shutdown();
+            // The leases go back now: the others probe while this one drains.
+            if let Some(fleet) = &fleet {
+                fleet.leave();
+            }
             // Lame duck: NOT_SERVING everywhere, still answering, so that load
             // balancers and Kubernetes endpoints move away before connections close.
             tokio::time::sleep(drain_delay).await;
             draining.cancel();
         };
         serve::serve(listeners.main, app, &connections, tls, stop, shutdown_grace).await;
-        reloader.monitor(Monitor::stop);
+        match fleet {
+            Some(fleet) => fleet.stop().await,
+            None => reloader.monitor(Monitor::stop),
+        }
         // The shutdown's own changes are written, and the stop marked clean.
-        writer.stop();
+        writer.stop().await;
     }
 }
 
@@ -267,12 +350,23 @@ impl Reloader {
         self.lock().configured.file().is_some()
     }
 
-    fn monitor(&self, change: impl FnOnce(&mut Monitor)) {
-        change(&mut self.lock().monitor);
+    fn monitor<T>(&self, change: impl FnOnce(&mut Monitor) -> T) -> T {
+        change(&mut self.lock().monitor)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Reloadable> {
         // A panic mid-reload leaves the last applied state, which is still whole.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The leases drive the monitor through the reloader, which owns it.
+impl fleet::Probing for Reloader {
+    fn configured(&self) -> BTreeSet<String> {
+        self.monitor(|monitor| monitor.configured())
+    }
+
+    fn allow(&self, upstreams: BTreeSet<String>) -> Vec<JoinHandle<()>> {
+        self.monitor(|monitor| monitor.allow(upstreams))
     }
 }

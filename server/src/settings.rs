@@ -10,6 +10,7 @@ use healthweb_client::native::TlsSettings;
 use crate::{
     config::ConfigError,
     cors::CorsSettings,
+    fleet::ReplicaSettings,
     health::HealthLimits,
     history::{HistorySettings, StoreError},
     status::ServiceStatus,
@@ -53,6 +54,8 @@ pub struct Settings {
     pub tls: Option<TlsSettings>,
     /// Where the history of status changes is kept, and for how long.
     pub history: HistorySettings,
+    /// With history in PostgreSQL: this replica's name and its lease period.
+    pub replica: ReplicaSettings,
 }
 
 impl Default for Settings {
@@ -74,6 +77,7 @@ impl Default for Settings {
             shutdown_grace: Duration::from_secs(10),
             tls: None,
             history: HistorySettings::default(),
+            replica: ReplicaSettings::default(),
         }
     }
 }
@@ -96,11 +100,15 @@ pub enum SettingsError {
     /// The config file cannot be read, parsed or used.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The history file cannot be used (corrupt, locked, from a newer healthweb).
-    #[error(
-        "cannot use the history: {0} (--history PATH picks another file; --history memory keeps none)"
-    )]
+    /// The history cannot be used: a file that is corrupt, locked or from a newer
+    /// healthweb; a database URL that does not parse, a password refused.
+    #[error("cannot use the history: {0}{hint}", hint = history_hint(.0))]
     History(#[from] StoreError),
+    /// The lease period cannot work.
+    #[error(
+        "--lease-period {0:?} is too short: leases are renewed every third of it; give 300ms or more"
+    )]
+    LeasePeriod(Duration),
     /// The admin token file cannot be read, or holds no token.
     #[error("cannot use --admin-token-file {path}: {reason}")]
     AdminToken {
@@ -166,5 +174,16 @@ impl Default for Linger {
             timeout: Duration::from_secs(2),
             max_bytes: 1 << 20,
         }
+    }
+}
+
+/// What to do about a history that cannot be used.
+fn history_hint(error: &StoreError) -> &'static str {
+    match error {
+        StoreError::Corrupt(..) | StoreError::Locked(..) => {
+            " (--history PATH picks another file; --history memory keeps none)"
+        }
+        StoreError::Newer(..) => " (run the newer healthweb, or point --history elsewhere)",
+        _ => "",
     }
 }

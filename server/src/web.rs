@@ -8,6 +8,8 @@
 //! - `GET /badge/{service}.svg`: a status badge ([`crate::badge`]); 404 (and a grey
 //!   badge) for an unknown service. Cacheable for a few seconds.
 //! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]).
+//! - `GET /instance`: this instance, as JSON: its replica name, how its history
+//!   store is doing, and (with replicas) the fleet it sees.
 //! - everything else: the static status page from the www directory.
 
 use std::{convert::Infallible, path::Path};
@@ -26,7 +28,8 @@ use tower_http::services::ServeDir;
 
 use crate::{
     badge::Badge,
-    history::{History, now_ms, uptime},
+    fleet::View,
+    history::{History, StoreState, now_ms, uptime},
     metrics::Metrics,
     monitor::Reports,
     registry::HealthRegistry,
@@ -43,10 +46,26 @@ pub struct WebState {
     pub history: History,
     /// Everything `/metrics` shows.
     pub metrics: Metrics,
+    /// What `/instance` shows.
+    pub instance: Instance,
+}
+
+/// This instance: its name, its history store's health, the fleet it sees.
+#[derive(Clone, Default)]
+pub struct Instance {
+    /// The replica's name (`--replica-id`).
+    pub replica: String,
+    /// How the history store is doing.
+    pub history: StoreState,
+    /// With replicas: the fleet.
+    pub fleet: Option<View>,
 }
 
 /// How long a badge may be cached.
 const BADGE_MAX_AGE: &str = "public, max-age=5";
+
+/// How long a badge waits for its uptime; without it, it shows the status alone.
+const BADGE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `/healthz`, `/upstreams`, `/badge/…`, `/metrics`, and the files of `www`.
 pub fn router(www: &Path, state: WebState) -> Router {
@@ -64,6 +83,7 @@ pub fn router(www: &Path, state: WebState) -> Router {
         .route("/upstreams", get(upstreams_json))
         .route("/badge/{*file}", get(badge))
         .route("/metrics", get(metrics))
+        .route("/instance", get(instance))
         .with_state(state)
         .fallback_service(
             ServeDir::new(www)
@@ -91,6 +111,20 @@ async fn upstreams_json(State(state): State<WebState>) -> Response<Body> {
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     no_store(axum::Json(reports).into_response())
+}
+
+async fn instance(State(state): State<WebState>) -> Response<Body> {
+    let Instance {
+        replica,
+        history,
+        fleet,
+    } = &state.instance;
+    let body = serde_json::json!({
+        "replica": replica,
+        "history": history.snapshot(),
+        "fleet": fleet.as_ref().map(View::snapshot),
+    });
+    no_store(axum::Json(body).into_response())
 }
 
 async fn metrics(State(state): State<WebState>) -> Response<Body> {
@@ -134,21 +168,15 @@ async fn badge(State(state): State<WebState>, UrlPath(file): UrlPath<String>) ->
     response
 }
 
-/// The last 24 hours' uptime, if history has recorded any of them.
+/// The last 24 hours' uptime, if history has recorded any of them (and answers
+/// within a second: a badge never waits on a store that is away).
 async fn day_uptime(history: History, service: String) -> Option<f64> {
-    tokio::task::spawn_blocking(move || {
-        let now = now_ms();
-        let day = 24 * 3600 * 1000;
-        let rows = history
-            .store()
-            .timeline(&service, now - day, now + 1)
-            .ok()?;
-        let span = uptime::span(&rows, now - day, now);
-        (span.recorded_ms > 0).then(|| span.serving())
-    })
-    .await
-    .ok()
-    .flatten()
+    let now = now_ms();
+    let day = 24 * 3600 * 1000;
+    let rows = history.store().timeline(&service, now - day, now + 1);
+    let rows = tokio::time::timeout(BADGE_WAIT, rows).await.ok()?.ok()?;
+    let span = uptime::span(&rows, now - day, now);
+    (span.recorded_ms > 0).then(|| span.serving())
 }
 
 async fn healthz(

@@ -41,7 +41,12 @@ const guard = setTimeout(async () => {
 
 /** Starts `healthweb serve` on `listen`; see healthweb.mjs. */
 function serve(listen, ...args) {
-  const started = startServer(bin, ["--listen", listen, "--www", www, "--shutdown-grace", "1s", ...args]);
+  return serveWith({}, listen, ...args);
+}
+
+/** `serve`, with more environment variables. */
+function serveWith(env, listen, ...args) {
+  const started = startServer(bin, ["--listen", listen, "--www", www, "--shutdown-grace", "1s", ...args], env);
   started.then(({ proc }) => {
     servers.add(proc);
     proc.on("exit", () => servers.delete(proc));
@@ -274,6 +279,25 @@ async function main() {
   await page.evaluate(() => window.probeHandle.close());
   const closed = await watchesReach(0, 1_000, "after close()");
   ok(`close() ended the Watch stream on the server after ${closed} ms`);
+
+  // History that cannot be kept as asked is said above the list: a database that does
+  // not answer (the changes wait in memory), and a default file that cannot be made
+  // (history in memory only).
+  const away = await serve("127.0.0.1:0", "--service", "kept=SERVING",
+    "--history", "postgres://healthweb@127.0.0.1:9/healthweb", "--history-timeout", "1s");
+  const nowhere = await serveWith({ XDG_STATE_HOME: "/proc/healthweb-e2e", STATE_DIRECTORY: "" },
+    "127.0.0.1:0", "--service", "kept=SERVING");
+  for (const [server, says] of [[away, /^History store unreachable since .*: \d+ changes? kept in memory/],
+    [nowhere, /^History is kept in memory only, and lost when healthweb stops: cannot use \/proc\/healthweb-e2e/]]) {
+    const storePage = await browser.newPage();
+    storePage.on("pageerror", (error) => errors.push(error.message));
+    await storePage.goto(`${server.url}/`);
+    await storePage.waitForSelector("#store:not([hidden])", { timeout: 15_000 });
+    const said = await storePage.innerText("#store");
+    assert.match(said, says);
+    ok(`the page says: ${said}`);
+    await storePage.close();
+  }
 
   // A thousand services: all listed at once, but the network is spent on the rows in
   // view only: History for them (not for the other thousand), at most five Watch streams.

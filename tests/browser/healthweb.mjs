@@ -5,14 +5,16 @@ import { createInterface } from "node:readline";
 
 /**
  * Starts `BIN serve ARGS...` with an admin listener, its history in memory unless
- * ARGS name a file (every server would want the same one), and resolves once it
- * has printed both addresses: `{ proc, url, admin, lines }`. Rejects with the
- * server's whole stderr if it exits, or prints no address within 30 s.
+ * ARGS name a file (every server would want the same one) or `env` says where, and
+ * resolves once it has printed both addresses: `{ proc, url, admin, lines }`. Rejects
+ * with the server's whole stderr if it exits, or prints no address within 30 s.
  */
-export function startServer(bin, args) {
-  const history = args.includes("--history") ? [] : ["--history", "memory"];
+export function startServer(bin, args, env = {}) {
+  const named = args.includes("--history") || "XDG_STATE_HOME" in env;
+  const history = named ? [] : ["--history", "memory"];
   const proc = spawn(bin, ["serve", "--admin-listen", "127.0.0.1:0", ...history, ...args], {
     stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, ...env },
   });
   return new Promise((resolve, reject) => {
     // Whole lines only: a pipe hands over any number of bytes, and an address

@@ -160,6 +160,7 @@ mod tests {
                 count: 1,
                 worst: 2,
                 until_unix_ms: 1_700_000_000_000,
+                replica: "web-1".into(),
             }],
             truncated: true,
         }

@@ -81,6 +81,7 @@ const TRANSITION: &[Field] = &[
     (6, "count", Number),
     (7, "worst", Status),
     (8, "untilUnixMs", Number),
+    (9, "replica", Text),
 ];
 const UPTIME: &[Field] = &[
     (1, "day", Message(WINDOW)),

@@ -91,6 +91,8 @@ export interface Transition {
   worst: WatchStatus;
   /** When the last of the folded changes happened (`atUnixMs` when `count` is 1). */
   untilUnixMs: number;
+  /** The healthweb replica that saw the change (its `--replica-id`). */
+  replica: string;
 }
 
 /** How much of a window the service was SERVING. */

@@ -27,7 +27,7 @@ use tower::{ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 use crate::{Client, Options};
 use connector::ConnectTimeout;
 pub use connector::{Connector, Stream, connector};
-pub use tls::{TlsSettings, pem_certs, pem_key};
+pub use tls::{TlsSettings, client_config, pem_certs, pem_key};
 
 /// Which wire a client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

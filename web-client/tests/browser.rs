@@ -305,6 +305,8 @@ async fn history_has_transitions_and_uptime_as_typed() {
         assert!(get(&transition, "detail").is_string());
         assert!(number(&transition, "count") >= 1.0);
         assert!(number(&transition, "untilUnixMs") >= at);
+        let replica = get(&transition, "replica").as_string().unwrap_or_default();
+        assert!(!replica.is_empty(), "the replica that saw it");
     }
     let newest = transitions.get(0);
     assert_eq!(get(&newest, "cause"), "ADMIN");

@@ -1,7 +1,7 @@
 //! `healthweb.v1.History`: Transitions, Uptime and Latency, over the store.
 //!
-//! Store queries run on tokio's blocking pool: SQLite does file I/O, and a query
-//! must never hold up the tasks that answer Checks.
+//! A query waits for the store at most `--history-timeout`, then answers
+//! UNAVAILABLE: a store that is away never holds a call for long.
 
 use std::time::Duration;
 
@@ -31,25 +31,28 @@ pub struct HistoryService {
     history: History,
     registry: HealthRegistry,
     max_service_name: usize,
+    timeout: Duration,
 }
 
 impl HistoryService {
-    /// History of `registry`'s services, from `history`.
-    pub fn new(history: History, registry: HealthRegistry, max_service_name: usize) -> Self {
+    /// History of `registry`'s services, from `history`, which gets `timeout`
+    /// to answer.
+    pub fn new(
+        history: History,
+        registry: HealthRegistry,
+        max_service_name: usize,
+        timeout: Duration,
+    ) -> Self {
         Self {
             history,
             registry,
             max_service_name,
+            timeout,
         }
     }
 
-    /// Runs `query` on the blocking pool, after checking the service exists:
-    /// registered now, or with history.
-    async fn query<T: Send + 'static>(
-        &self,
-        service: String,
-        query: impl FnOnce(&History, &str) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, Status> {
+    /// Checks `service`'s name, and that it exists: registered now, or with history.
+    async fn known(&self, service: &str) -> Result<(), Status> {
         if service.len() > self.max_service_name {
             return Err(Status::invalid_argument(format!(
                 "service name is {} bytes long; the limit is {} (--max-service-name)",
@@ -57,20 +60,35 @@ impl HistoryService {
                 self.max_service_name
             )));
         }
-        let registered = self.registry.check(&service).is_some();
-        let history = self.history.clone();
-        tokio::task::spawn_blocking(move || {
-            let known = registered || history.store().first_ms(&service)?.is_some();
-            if !known {
-                return Ok(Err(Status::not_found(format!(
-                    "unknown service {service:?}: not registered, and no history"
-                ))));
-            }
-            query(&history, &service).map(Ok)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("history query failed: {e}")))?
-        .map_err(|e| Status::unavailable(e.to_string()))?
+        if self.registry.check(service).is_some()
+            || self
+                .answer(self.history.store().first_ms(service))
+                .await?
+                .is_some()
+        {
+            return Ok(());
+        }
+        Err(Status::not_found(format!(
+            "unknown service {service:?}: not registered, and no history"
+        )))
+    }
+
+    /// Waits for `query` at most `--history-timeout`: a store that is away
+    /// answers UNAVAILABLE, never holds the call.
+    async fn answer<T>(
+        &self,
+        query: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, Status> {
+        tokio::time::timeout(self.timeout, query)
+            .await
+            .map_err(|_| {
+                Status::unavailable(format!(
+                    "the history store ({}) did not answer within {}",
+                    self.history.store().describe(),
+                    humantime::format_duration(self.timeout)
+                ))
+            })?
+            .map_err(|e| Status::unavailable(e.to_string()))
     }
 }
 
@@ -84,6 +102,7 @@ fn transition(row: Row) -> Transition {
         count: row.count,
         worst: row.worst,
         until_unix_ms: row.until_ms,
+        replica: row.replica,
     }
 }
 
@@ -123,10 +142,10 @@ impl history_server::History for HistoryService {
             )));
         }
         let limit = if limit == 0 { DEFAULT_LIMIT } else { limit } as usize;
+        self.known(&service).await?;
+        let store = self.history.store();
         let (rows, truncated) = self
-            .query(service, move |history, service| {
-                history.store().transitions(service, since, until, limit)
-            })
+            .answer(store.transitions(&service, since, until, limit))
             .await?;
         Ok(Response::new(TransitionsResponse {
             transitions: rows.into_iter().map(transition).collect(),
@@ -163,25 +182,23 @@ impl history_server::History for HistoryService {
             .check(&service)
             .unwrap_or(ServingStatus::ServiceUnknown);
         let now = now_ms();
-        let (day, week, month, bars, since) = self
-            .query(service, move |history, service| {
-                let mut store = history.store();
-                let rows = store.timeline(service, now - 30 * DAY_MS, now + 1)?;
-                let since = store.first_ms(service)?.unwrap_or(now);
-                // Each window's rows: the one in effect at its start, then the rest.
-                let from = |start: i64| {
-                    let first = rows.partition_point(|r| r.at_ms <= start).saturating_sub(1);
-                    &rows[first..]
-                };
-                Ok((
-                    uptime::span(from(now - DAY_MS), now - DAY_MS, now),
-                    uptime::span(from(now - 7 * DAY_MS), now - 7 * DAY_MS, now),
-                    uptime::span(&rows, now - 30 * DAY_MS, now),
-                    uptime::buckets(&rows, now - span_ms, now, buckets),
-                    since,
-                ))
-            })
+        self.known(&service).await?;
+        let store = self.history.store();
+        let rows = self
+            .answer(store.timeline(&service, now - 30 * DAY_MS, now + 1))
             .await?;
+        let since = self.answer(store.first_ms(&service)).await?.unwrap_or(now);
+        // Each window's rows: the one in effect at its start, then the rest.
+        let from = |start: i64| {
+            let first = rows.partition_point(|r| r.at_ms <= start).saturating_sub(1);
+            &rows[first..]
+        };
+        let (day, week, month, bars) = (
+            uptime::span(from(now - DAY_MS), now - DAY_MS, now),
+            uptime::span(from(now - 7 * DAY_MS), now - 7 * DAY_MS, now),
+            uptime::span(&rows, now - 30 * DAY_MS, now),
+            uptime::buckets(&rows, now - span_ms, now, buckets),
+        );
         Ok(Response::new(UptimeResponse {
             day: Some(window(day)),
             week: Some(window(week)),
@@ -219,10 +236,9 @@ impl history_server::History for HistoryService {
         } else {
             since_unix_ms
         };
+        self.known(&service).await?;
         let minutes = self
-            .query(service, move |history, service| {
-                history.store().minutes(service, since)
-            })
+            .answer(self.history.store().minutes(&service, since))
             .await?;
         Ok(Response::new(LatencyResponse {
             minutes: minutes

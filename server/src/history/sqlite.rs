@@ -1,4 +1,6 @@
-//! The SQLite store (rusqlite, SQLite built in): one file, or memory.
+//! The SQLite store (rusqlite, SQLite built in): one file, or memory, for one
+//! instance. Queries run on tokio's blocking pool, one at a time (a mutex): SQLite
+//! does file I/O and must not hold up the tasks that answer Checks.
 //!
 //! - Write-ahead log with `synchronous=NORMAL`: a commit survives the process
 //!   being killed, so `kill -9` loses at most what was not yet written (a second).
@@ -8,17 +10,30 @@
 //!   `server/migrations/`; a file from a newer schema is refused, never rewritten.
 //! - At open, `PRAGMA quick_check` finds a corrupt file before anything is lost.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
-use super::store::{MinuteRow, Row, Store, StoreError, UncleanStop};
+use super::store::{Batch, MinuteRow, Row, Store, StoreError, UncleanStop, Written};
 
 /// The migrations, in order; `user_version` counts how many were applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_history.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_history.sql"),
+    include_str!("../../migrations/sqlite/0002_events.sql"),
+];
 
-/// A history in SQLite.
+/// A history in SQLite, shared by the writer and the readers.
+#[derive(Clone)]
 pub struct Sqlite {
+    database: Arc<Mutex<Database>>,
+    name: String,
+}
+
+/// The connection, used by one query at a time.
+pub struct Database {
     connection: Connection,
     name: String,
 }
@@ -26,13 +41,44 @@ pub struct Sqlite {
 impl Sqlite {
     /// Opens (or creates) the history at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Database::open(path).map(Self::new)
+    }
+
+    /// A history in memory, gone when the process ends.
+    pub fn memory() -> Result<Self, StoreError> {
+        Database::memory().map(Self::new)
+    }
+
+    fn new(database: Database) -> Self {
+        Self {
+            name: database.name.clone(),
+            database: Arc::new(Mutex::new(database)),
+        }
+    }
+
+    /// Runs `query` on the blocking pool, with the connection to itself.
+    async fn run<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&mut Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let database = self.database.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic mid-query leaves the database consistent (SQLite rolls back).
+            query(&mut database.lock().unwrap_or_else(|e| e.into_inner()))
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("a history query stopped: {e}")))?
+    }
+}
+
+impl Database {
+    fn open(path: &Path) -> Result<Self, StoreError> {
         let name = path.display().to_string();
         let connection = Connection::open(path).map_err(|e| classify(&name, e))?;
         Self::prepare(connection, name)
     }
 
-    /// A history in memory, gone when the process ends.
-    pub fn memory() -> Result<Self, StoreError> {
+    fn memory() -> Result<Self, StoreError> {
         let connection = Connection::open_in_memory().map_err(|e| classify("memory", e))?;
         Self::prepare(connection, "memory".into())
     }
@@ -135,42 +181,44 @@ fn classify(name: &str, error: rusqlite::Error) -> StoreError {
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok(Row {
-        service: r.get(0)?,
-        at_ms: r.get(1)?,
-        until_ms: r.get(2)?,
-        from: r.get(3)?,
-        to: r.get(4)?,
-        worst: r.get(5)?,
-        cause: r.get(6)?,
-        detail: r.get(7)?,
-        count: r.get(8)?,
+        event: r.get(0)?,
+        replica: r.get(1)?,
+        service: r.get(2)?,
+        at_ms: r.get(3)?,
+        until_ms: r.get(4)?,
+        from: r.get(5)?,
+        to: r.get(6)?,
+        worst: r.get(7)?,
+        cause: r.get(8)?,
+        detail: r.get(9)?,
+        count: r.get(10)?,
     })
 }
 
-const COLUMNS: &str =
-    "service, at_ms, until_ms, from_status, to_status, worst, cause, detail, count";
+const COLUMNS: &str = "coalesce(event_id, ''), replica, service, at_ms, until_ms, \
+                       from_status, to_status, worst, cause, detail, count";
 
-impl Store for Sqlite {
-    fn append(
-        &mut self,
-        rows: &[Row],
-        minutes: &[MinuteRow],
-        alive_ms: i64,
-    ) -> Result<(), StoreError> {
+impl Database {
+    fn write(&mut self, batch: &Batch) -> Result<(), StoreError> {
         let name = self.name.clone();
         let fail = |e| classify(&name, e);
         let tx = self.connection.transaction().map_err(fail)?;
         {
-            let mut insert = tx
-                .prepare_cached(&format!(
-                    "INSERT INTO transitions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                ))
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO transitions (event_id, replica, service, at_ms, until_ms,
+                       from_status, to_status, worst, cause, detail, count)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     ON CONFLICT (event_id) DO UPDATE SET
+                       until_ms = excluded.until_ms, to_status = excluded.to_status,
+                       worst = excluded.worst, count = excluded.count",
+                )
                 .map_err(fail)?;
-            for r in rows {
-                insert
+            for r in &batch.rows {
+                upsert
                     .execute(params![
-                        r.service, r.at_ms, r.until_ms, r.from, r.to, r.worst, r.cause, r.detail,
-                        r.count
+                        r.event, r.replica, r.service, r.at_ms, r.until_ms, r.from, r.to, r.worst,
+                        r.cause, r.detail, r.count
                     ])
                     .map_err(fail)?;
             }
@@ -183,7 +231,7 @@ impl Store for Sqlite {
                        p99_ms = excluded.p99_ms, max_ms = excluded.max_ms",
                 )
                 .map_err(fail)?;
-            for m in minutes {
+            for m in &batch.minutes {
                 upsert
                     .execute(params![
                         m.service,
@@ -198,7 +246,7 @@ impl Store for Sqlite {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('alive_ms', ?1)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [alive_ms],
+                [batch.alive_ms],
             )
             .map_err(fail)?;
         }
@@ -356,6 +404,65 @@ impl Store for Sqlite {
             )
             .map(drop)
             .map_err(|e| self.error(e))
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Sqlite {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn write(&self, batch: &Batch) -> Result<Written, StoreError> {
+        // One instance, no fleet: the shared statuses are the registry's alone.
+        let batch = batch.clone();
+        self.run(move |db| db.write(&batch)).await?;
+        Ok(Written::default())
+    }
+
+    async fn transitions(
+        &self,
+        service: &str,
+        since_ms: i64,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<(Vec<Row>, bool), StoreError> {
+        let service = service.to_owned();
+        self.run(move |db| db.transitions(&service, since_ms, until_ms, limit))
+            .await
+    }
+
+    async fn timeline(
+        &self,
+        service: &str,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<Row>, StoreError> {
+        let service = service.to_owned();
+        self.run(move |db| db.timeline(&service, since_ms, until_ms))
+            .await
+    }
+
+    async fn first_ms(&self, service: &str) -> Result<Option<i64>, StoreError> {
+        let service = service.to_owned();
+        self.run(move |db| db.first_ms(&service)).await
+    }
+
+    async fn minutes(&self, service: &str, since_ms: i64) -> Result<Vec<MinuteRow>, StoreError> {
+        let service = service.to_owned();
+        self.run(move |db| db.minutes(&service, since_ms)).await
+    }
+
+    async fn prune(&self, before_ms: i64, max_rows: u64) -> Result<u64, StoreError> {
+        self.run(move |db| db.prune(before_ms, max_rows)).await
+    }
+
+    async fn unclean_stop(&self) -> Result<Option<UncleanStop>, StoreError> {
+        self.run(Database::unclean_stop).await
+    }
+
+    async fn mark(&self, clean: bool) -> Result<(), StoreError> {
+        self.run(move |db| db.mark(clean)).await
     }
 }
 

@@ -112,6 +112,8 @@ mod tests {
 
     fn at(at_ms: i64, to: i32) -> Row {
         Row {
+            event: format!("e{at_ms}"),
+            replica: "r".into(),
             service: "a".into(),
             at_ms,
             until_ms: at_ms,

@@ -15,6 +15,9 @@ use crate::{
     upstream::{UpstreamConfig, Via},
 };
 
+/// The monitor's User-Agent; with replicas, the one probing is named after it.
+const AGENT: &str = concat!("healthweb-monitor/", env!("CARGO_PKG_VERSION"));
+
 /// How far each interval is spread, so that many upstreams do not probe in lockstep.
 const JITTER: f64 = 0.1;
 
@@ -61,6 +64,8 @@ pub(super) struct Upstream {
     observers: ProbeObservers,
     thresholds: Thresholds,
     status: ServingStatus,
+    /// The replica that probes, when replicas share the work.
+    replica: Option<String>,
 }
 
 impl Upstream {
@@ -69,16 +74,13 @@ impl Upstream {
         registry: HealthRegistry,
         reports: Reports,
         observers: ProbeObservers,
+        replica: Option<String>,
     ) -> Self {
-        // A restarted upstream keeps what it showed; a new one is UNKNOWN until it knows.
-        let status = registry.check(&config.name).unwrap_or_else(|| {
-            let _ = registry.set_because(
-                &config.name,
-                ServingStatus::Unknown,
-                Reason::of(Cause::Monitor),
-            );
-            ServingStatus::Unknown
-        });
+        // A restarted (or taken over) upstream keeps what it showed; a new one is
+        // UNKNOWN until it knows.
+        let status = registry
+            .check(&config.name)
+            .unwrap_or(ServingStatus::Unknown);
         let thresholds = Thresholds::new(config.healthy_threshold, config.unhealthy_threshold);
         Self {
             config,
@@ -87,6 +89,7 @@ impl Upstream {
             observers,
             thresholds,
             status,
+            replica,
         }
     }
 
@@ -100,7 +103,10 @@ impl Upstream {
             },
             tls: self.config.tls.clone(),
             connect_timeout: self.config.timeout,
-            user_agent: Some(concat!("healthweb-monitor/", env!("CARGO_PKG_VERSION")).into()),
+            user_agent: Some(match &self.replica {
+                None => AGENT.into(),
+                Some(replica) => format!("{AGENT} (replica {replica})"),
+            }),
             gzip: false,
         }
     }
@@ -264,7 +270,8 @@ impl Upstream {
                 target: self.config.target.clone(),
                 protocol: self.config.protocol,
                 mode: outcome.mode,
-                status: self.status.as_str_name(),
+                status: self.status.as_str_name().into(),
+                probed_by: None,
                 answer: None,
                 error: None,
                 latency_ms: None,
@@ -284,14 +291,15 @@ impl Upstream {
                 .or(outcome.answer.as_deref())
                 .unwrap_or("");
             let reason = Reason {
-                cause: Cause::Monitor,
                 detail,
+                ..Reason::of(Cause::Monitor)
             };
             // Ignored while healthweb itself is shut down: it stays NOT_SERVING.
             let _ = self.registry.set_because(&self.config.name, status, reason);
         }
+        report.probed_by.clone_from(&self.replica);
         report.mode = outcome.mode;
-        report.status = self.status.as_str_name();
+        report.status = self.status.as_str_name().into();
         report.answer = outcome.answer;
         report.error = outcome.error;
         report.latency_ms = Some((outcome.latency.as_secs_f64() * 1e6).round() / 1e3);

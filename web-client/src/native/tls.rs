@@ -61,8 +61,9 @@ fn invalid(what: &str, path: &Path, reason: impl std::fmt::Display) -> ConnectEr
     ))
 }
 
-/// A client configuration with no ALPN (hyper-rustls sets it for the wire).
-pub(super) fn client_config(settings: &TlsSettings) -> Result<ClientConfig, ConnectError> {
+/// A client configuration with no ALPN (hyper-rustls sets it for the wire; the
+/// server's history store uses it for PostgreSQL).
+pub fn client_config(settings: &TlsSettings) -> Result<ClientConfig, ConnectError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

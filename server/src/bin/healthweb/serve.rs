@@ -6,8 +6,12 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::Args;
 use healthweb_client::native::TlsSettings;
 use healthweb_server::{
-    ConnectionLimits, HealthLimits, Server, Settings, cors::CorsSettings, history::HistorySettings,
-    settings::Linger, status::ServiceStatus,
+    ConnectionLimits, HealthLimits, Server, Settings,
+    cors::CorsSettings,
+    fleet::ReplicaSettings,
+    history::{HistorySettings, Location, Secret},
+    settings::Linger,
+    status::ServiceStatus,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -136,15 +140,44 @@ pub struct ServeArgs {
     /// Most services List returns; past it List answers RESOURCE_EXHAUSTED.
     #[arg(long, env = "HEALTHWEB_LIST_LIMIT", default_value_t = HealthLimits::default().max_list)]
     list_limit: usize,
-    /// The SQLite file that keeps every status change across restarts (created if
-    /// missing), or `memory` to keep history only while running.
+    /// Where every status change is kept: an SQLite file (created if missing),
+    /// `memory` (kept only while running), or a PostgreSQL URL
+    /// (postgres://USER@HOST:PORT/DB?sslmode=require) that replicas share. Default:
+    /// history.db in $STATE_DIRECTORY, $XDG_STATE_HOME/healthweb or
+    /// ~/.local/state/healthweb, and memory if that cannot be used. The password
+    /// comes from the URL, --history-password-file, or HEALTHWEB_HISTORY_PASSWORD.
     #[arg(
         long,
         env = "HEALTHWEB_HISTORY",
-        value_name = "PATH|memory",
-        default_value = "healthweb-history.db"
+        value_name = "PATH|memory|URL",
+        hide_env_values = true
     )]
-    history: String,
+    history: Option<String>,
+    /// A file whose first line is the PostgreSQL password.
+    #[arg(long, env = "HEALTHWEB_HISTORY_PASSWORD_FILE", value_name = "FILE")]
+    history_password_file: Option<PathBuf>,
+    /// The CA bundle (PEM) that signed PostgreSQL's certificate: with it, the
+    /// certificate is verified (as libpq's sslrootcert; sslmode=verify-full verifies
+    /// against the system's roots without it).
+    #[arg(long, env = "HEALTHWEB_HISTORY_CA", value_name = "FILE")]
+    history_ca: Option<PathBuf>,
+    /// While the history store is away, at most this many changes are kept in
+    /// memory (then written); past it the oldest are dropped.
+    #[arg(long, env = "HEALTHWEB_HISTORY_BUFFER", default_value_t = HistorySettings::default().buffer)]
+    history_buffer: usize,
+    /// How long a connection or a query to the history store may take before it
+    /// counts as away.
+    #[arg(long, env = "HEALTHWEB_HISTORY_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    history_timeout: Duration,
+    /// This replica's name, on the rows it records and on the page (with history
+    /// in PostgreSQL). Default: HOSTNAME-PID.
+    #[arg(long, env = "HEALTHWEB_REPLICA_ID", value_name = "NAME")]
+    replica_id: Option<String>,
+    /// With replicas: how long a replica's hold on an upstream lasts unless
+    /// renewed (every third of it). A replica killed loses its upstreams to the
+    /// others within two periods.
+    #[arg(long, env = "HEALTHWEB_LEASE_PERIOD", default_value = "5s", value_parser = humantime::parse_duration)]
+    lease_period: Duration,
     /// History older than this is pruned.
     #[arg(long, env = "HEALTHWEB_HISTORY_RETENTION", default_value = "30d", value_parser = humantime::parse_duration)]
     history_retention: Duration,
@@ -198,10 +231,26 @@ impl ServeArgs {
                 ..TlsSettings::default()
             }),
             history: HistorySettings {
-                path: (self.history != "memory").then(|| PathBuf::from(self.history)),
+                location: self
+                    .history
+                    .as_deref()
+                    .map_or(Location::Default, Location::parse),
+                password_file: self.history_password_file,
+                // From the environment only: a flag would show in `ps`.
+                password: std::env::var("HEALTHWEB_HISTORY_PASSWORD").ok().map(Secret),
+                tls: TlsSettings {
+                    ca: self.history_ca,
+                    ..TlsSettings::default()
+                },
                 retention: self.history_retention,
                 max_rows: self.history_max_rows,
                 move_aside: self.history_move_aside,
+                buffer: self.history_buffer,
+                timeout: self.history_timeout,
+            },
+            replica: ReplicaSettings {
+                id: self.replica_id,
+                lease_period: self.lease_period,
             },
         }
     }
@@ -210,7 +259,7 @@ impl ServeArgs {
 pub async fn run(args: ServeArgs) -> Exit {
     let settings = args.settings();
     let (delay, grace) = (settings.drain_delay, settings.shutdown_grace);
-    let server = match Server::new(settings) {
+    let server = match Server::new(settings).await {
         Ok(server) => server,
         Err(error) => {
             say(format_args!("healthweb: {error}"));
