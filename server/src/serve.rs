@@ -42,7 +42,6 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use tokio::{
-    io::{AsyncRead, AsyncWrite},
     net::{TcpListener, TcpStream},
     sync::Notify,
     time::Instant,
@@ -57,6 +56,10 @@ use crate::{
 };
 
 type Builder = auto::Builder<Streams>;
+
+/// A connection's bytes, cleartext or TLS, as one type, so that hyper's server (HTTP/1.1
+/// and HTTP/2) is built into the binary once rather than once for each.
+type Io = tokio_util::either::Either<TcpStream, Box<tokio_rustls::server::TlsStream<TcpStream>>>;
 
 fn builder(limits: &ConnectionLimits, streams: Streams) -> Builder {
     let mut builder = auto::Builder::new(streams);
@@ -140,28 +143,33 @@ impl Shared {
             .with_interval(self.limits.keepalive_interval);
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
         let first_request_by = Instant::now() + self.limits.header_read_timeout;
-        match &self.tls {
-            None => self.serve_io(&conn, stream, first_request_by, peer).await,
+        let io = match &self.tls {
+            None => Io::Left(stream),
             Some(acceptor) => {
                 match tokio::time::timeout_at(first_request_by, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => self.serve_io(&conn, stream, first_request_by, peer).await,
-                    Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    Ok(Ok(stream)) => Io::Right(Box::new(stream)),
+                    Ok(Err(error)) => {
+                        tracing::debug!(%peer, %error, "TLS handshake failed");
+                        return self.table.close(&conn);
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return self.table.close(&conn);
+                    }
                 }
             }
-        }
+        };
+        self.serve_io(&conn, io, first_request_by, peer).await;
         self.table.close(&conn);
     }
 
-    async fn serve_io<I>(
+    async fn serve_io(
         &self,
         conn: &Arc<Conn>,
-        io: I,
+        io: Io,
         first_request_by: Instant,
         peer: SocketAddr,
-    ) where
-        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
+    ) {
         let service = TowerToHyperService::new(Tracked {
             app: self.app.clone(),
             conn: conn.clone(),
