@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     admin,
+    alert::{AlertSettings, Alerts},
     config::{ConfigError, Configured},
     fleet::{self, Fleet},
     history::{
@@ -71,6 +72,8 @@ pub struct Server {
     upstreams: Vec<UpstreamConfig>,
     /// With history in PostgreSQL: what the fleet's tasks start with.
     fleet: Option<fleet::Parts>,
+    /// The alert engine and senders, with the store they keep their state in.
+    alerts: (Alerts, Arc<dyn crate::history::AlertStore>),
 }
 
 /// The sockets a [`Server`] serves: the one port, and the admin API's.
@@ -119,15 +122,24 @@ impl Server {
             return Err(SettingsError::LeasePeriod(settings.replica.lease_period));
         }
         let mut configured = Configured::new(settings.services.clone(), settings.config.clone());
-        // The file's [history], read before anything is recorded: flags win.
+        let replica = settings.replica.name();
+        // The file's [history], read before anything is recorded: flags win;
+        // and its alerts.
+        let mut alerting = AlertSettings {
+            replica: replica.clone(),
+            ..AlertSettings::default()
+        };
         if let Some(path) = configured.file() {
             let file = crate::config::ConfigFile::load(path)?;
             if let Some(table) = file.history {
                 table.fill(&mut settings.history);
             }
+            alerting.receivers = file.alert;
+            alerting.rules = file.alert_rule;
+            alerting.public_url = file.public_url;
         }
+        let alerts = Alerts::new(alerting);
         let shared = matches!(settings.history.location, Location::Postgres(_));
-        let replica = settings.replica.name();
         let instance = instance_id();
         let state = StoreState::default();
         let scope = Scope {
@@ -136,10 +148,11 @@ impl Server {
             fleet: shared,
         };
         let recorder = Arc::new(Recorder::new(scope, settings.history.buffer, state.clone()));
-        let metrics = Metrics::with_collectors(vec![Box::new(state.clone())]);
+        let metrics =
+            Metrics::with_collectors(vec![Box::new(state.clone()), Box::new(alerts.metrics())]);
         let drained = fleet::Drained::default();
         let mut observers: Vec<Arc<dyn Observer>> =
-            vec![recorder.clone(), Arc::new(metrics.clone())];
+            vec![recorder.clone(), Arc::new(metrics.clone()), alerts.observer()];
         if shared {
             observers.push(Arc::new(drained.clone()));
         }
@@ -185,6 +198,7 @@ impl Server {
             }
         };
         let draining = CancellationToken::new();
+        let alerts = (alerts, opened.history.alerts());
         let state = WebState {
             registry: registry.clone(),
             upstreams: monitor.reports(),
@@ -216,6 +230,7 @@ impl Server {
             }))),
             upstreams,
             fleet,
+            alerts,
         })
     }
 
@@ -265,8 +280,11 @@ impl Server {
             reloader,
             upstreams,
             fleet,
+            alerts: (alerts, alert_store),
             ..
         } = self;
+        // Until the drain: the lame duck's NOT_SERVING is not an outage.
+        let alerting = alerts.start(registry.clone(), alert_store, draining.clone());
         reloader.monitor(|monitor| monitor.apply(&upstreams));
         let fleet = fleet.map(|parts| Fleet::start(parts, Arc::new(reloader.clone())));
         if let Some(listener) = listeners.admin
@@ -300,6 +318,9 @@ impl Server {
         match fleet {
             Some(fleet) => fleet.stop().await,
             None => reloader.monitor(Monitor::stop),
+        }
+        for task in alerting {
+            let _ = task.await;
         }
         // The shutdown's own changes are written, and the stop marked clean.
         writer.stop().await;
