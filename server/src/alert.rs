@@ -171,12 +171,7 @@ impl Collector for AlertMetrics {
         )?;
         self.sent.encode(described)?;
         let firing = Family::<ServiceLabel, Gauge>::default();
-        for (_, service) in self
-            .firing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-        {
+        for (_, service) in self.firing.lock().unwrap_or_else(|e| e.into_inner()).keys() {
             firing
                 .get_or_create(&ServiceLabel {
                     service: service.clone(),
@@ -441,7 +436,14 @@ impl Engine {
                     state.reminded_ms = now;
                     state.status = self.status(service) as i32;
                     let event = format!("{}-reminder-{}", state.alert_id, state.reminders);
-                    self.notify(&mut commit, rule, &state, "reminder", &event, state.since_ms);
+                    self.notify(
+                        &mut commit,
+                        rule,
+                        &state,
+                        "reminder",
+                        &event,
+                        state.since_ms,
+                    );
                     soon(now + threshold(every));
                     commit.set.push(state);
                 }
@@ -542,9 +544,11 @@ impl Engine {
             cause: seen.map_or_else(|| "unspecified".into(), |s| cause_word(s.cause)),
             detail: seen.map(|s| s.detail.clone()).unwrap_or_default(),
             replica: self.settings.replica.clone(),
-            link: self.settings.public_url.as_ref().map(|url| {
-                format!("{}/#{}", url.trim_end_matches('/'), state.service)
-            }),
+            link: self
+                .settings
+                .public_url
+                .as_ref()
+                .map(|url| format!("{}/#{}", url.trim_end_matches('/'), state.service)),
         };
         let payload = serde_json::to_string(&notification).unwrap_or_default();
         for name in &rule.receivers {

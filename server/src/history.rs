@@ -42,10 +42,10 @@ use std::{
 
 use healthweb_client::native::TlsSettings;
 
+pub use alert_store::AlertStore;
 pub use postgres::{PgSettings, Postgres};
 pub use recorder::Recorder;
 pub use state::StoreState;
-pub use alert_store::AlertStore;
 pub use store::{MinuteRow, Row, Store, StoreError};
 
 /// At most this many rows per service per fold window; more changes are folded.

@@ -151,8 +151,11 @@ impl Server {
         let metrics =
             Metrics::with_collectors(vec![Box::new(state.clone()), Box::new(alerts.metrics())]);
         let drained = fleet::Drained::default();
-        let mut observers: Vec<Arc<dyn Observer>> =
-            vec![recorder.clone(), Arc::new(metrics.clone()), alerts.observer()];
+        let mut observers: Vec<Arc<dyn Observer>> = vec![
+            recorder.clone(),
+            Arc::new(metrics.clone()),
+            alerts.observer(),
+        ];
         if shared {
             observers.push(Arc::new(drained.clone()));
         }

@@ -125,7 +125,11 @@ mod defaults {
 }
 
 /// A secret from a file (its first line) or an environment variable.
-fn secret(file: Option<PathBuf>, env: Option<String>, what: &str) -> Result<Option<String>, String> {
+fn secret(
+    file: Option<PathBuf>,
+    env: Option<String>,
+    what: &str,
+) -> Result<Option<String>, String> {
     match (file, env) {
         (Some(_), Some(_)) => Err(format!("give {what}_file or {what}_env, not both")),
         (Some(path), None) => {
@@ -155,13 +159,20 @@ impl TryFrom<RawReceiver> for Receiver {
             return Err("an [[alert]] needs a non-empty name".into());
         }
         let from_secret = raw.url_file.is_some() || raw.url_env.is_some();
-        let url = match (raw.url, secret(raw.url_file, raw.url_env, "url").map_err(fail)?) {
+        let url = match (
+            raw.url,
+            secret(raw.url_file, raw.url_env, "url").map_err(fail)?,
+        ) {
             (Some(url), None) => url,
             (None, Some(url)) => url,
             _ => return Err(fail("give one of url, url_file or url_env".into())),
         };
         // A URL read from a secret is not repeated in the error.
-        let shown = if from_secret { "(from the secret)" } else { &url };
+        let shown = if from_secret {
+            "(from the secret)"
+        } else {
+            &url
+        };
         let uri: http::Uri = url
             .parse()
             .map_err(|e| fail(format!("bad url {shown}: {e}")))?;
@@ -173,10 +184,14 @@ impl TryFrom<RawReceiver> for Receiver {
         }
         let secret = secret(raw.secret_file, raw.secret_env, "secret").map_err(fail)?;
         if secret.is_some() && raw.kind != Kind::Webhook {
-            return Err(fail("only a webhook is signed (secret_file, secret_env)".into()));
+            return Err(fail(
+                "only a webhook is signed (secret_file, secret_env)".into(),
+            ));
         }
         if raw.timeout.is_zero() || raw.backoff.is_zero() || raw.deadline.is_zero() {
-            return Err(fail("timeout, backoff and deadline must be above zero".into()));
+            return Err(fail(
+                "timeout, backoff and deadline must be above zero".into(),
+            ));
         }
         if raw.max_backoff < raw.backoff {
             return Err(fail("max_backoff is shorter than backoff".into()));
@@ -289,7 +304,9 @@ impl Rule {
             ));
         }
         if self.repeat_interval.is_some_and(|d| d.is_zero()) {
-            return Some(format!("alert_rule {name:?}: repeat_interval must be above zero"));
+            return Some(format!(
+                "alert_rule {name:?}: repeat_interval must be above zero"
+            ));
         }
         None
     }

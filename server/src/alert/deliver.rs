@@ -18,8 +18,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AlertMetrics, now_ms,
+    AlertMetrics,
     config::{Kind, Receiver},
+    now_ms,
 };
 use crate::history::alert_store::{AlertStore, Attempt, Delivery, Next, Outboxed};
 
@@ -198,8 +199,10 @@ impl Sender {
 
     fn request(&self, n: &Notification) -> Result<Request<Full<Bytes>>, String> {
         let r = &self.receiver;
-        let builder = Request::post(r.url.clone())
-            .header(header::USER_AGENT, concat!("healthweb/", env!("CARGO_PKG_VERSION")));
+        let builder = Request::post(r.url.clone()).header(
+            header::USER_AGENT,
+            concat!("healthweb/", env!("CARGO_PKG_VERSION")),
+        );
         let (builder, body) = match r.kind {
             Kind::Webhook => {
                 let body = serde_json::to_vec(n).map_err(|e| e.to_string())?;
@@ -359,8 +362,12 @@ async fn deliver(sender: &Sender, row: &Outboxed) -> Attempt {
         }
     };
     match state {
-        Delivery::Delivered => tracing::info!(receiver = %r.name, event = %row.notice.event, %answer, "alert delivered"),
-        _ => tracing::warn!(receiver = %r.name, event = %row.notice.event, attempts, outcome = %outcome, "alert not delivered"),
+        Delivery::Delivered => {
+            tracing::info!(receiver = %r.name, event = %row.notice.event, %answer, "alert delivered")
+        }
+        _ => {
+            tracing::warn!(receiver = %r.name, event = %row.notice.event, attempts, outcome = %outcome, "alert not delivered")
+        }
     }
     Attempt {
         id: row.id,
