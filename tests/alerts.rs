@@ -444,3 +444,43 @@ fn bad_alert_configs_are_refused_naming_the_line() {
         assert!(err.contains(line), "{text}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_test_sends_one_notification_and_prints_the_answer() {
+    let ok = Receiver::start(Behaviour::Ok).await;
+    let strict = Receiver::start(Behaviour::CheckSignature(b"their key")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(
+        dir.path(),
+        &format!(
+            "[[alert]]\nname = \"ok\"\ntype = \"slack\"\nurl = \"{}\"\n\
+             [[alert]]\nname = \"strict\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+            ok.url(),
+            strict.url()
+        ),
+    );
+    let file = path.to_str().unwrap().to_owned();
+    let cli = |receiver: &'static str| {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || {
+            run_cli(&["alert", "test", "--config", &file, receiver])
+        })
+    };
+    let (code, out, err) = cli("ok").await.unwrap();
+    assert_eq!((code, out.as_str()), (0, "ok: HTTP 200\n"), "{err}");
+    let slack = ok.got()[0].json();
+    assert!(
+        slack["text"]
+            .as_str()
+            .unwrap()
+            .contains("test notification"),
+        "{slack}"
+    );
+    assert_eq!(slack["blocks"][0]["type"], "section");
+
+    let (code, out, _) = cli("strict").await.unwrap();
+    assert_eq!((code, out.as_str()), (3, "strict: HTTP 401\n"));
+    let (code, _, err) = cli("nobody").await.unwrap();
+    assert_eq!(code, 1);
+    assert!(err.contains("no [[alert]] named \"nobody\""), "{err}");
+}

@@ -100,6 +100,29 @@ impl Notification {
     }
 }
 
+/// What `healthweb alert test` sends: kind `test`, about the server (`""`).
+pub fn test_notification(now_ms: i64, public_url: Option<&str>) -> Notification {
+    let since = humantime::format_rfc3339_millis(
+        std::time::UNIX_EPOCH + Duration::from_millis(now_ms.max(0) as u64),
+    );
+    Notification {
+        version: VERSION.to_owned(),
+        event_id: format!("test-{now_ms}"),
+        alert_id: format!("test-{now_ms}"),
+        kind: "test".to_owned(),
+        service: String::new(),
+        rule: "test".to_owned(),
+        status: "SERVING".to_owned(),
+        previous: "SERVING".to_owned(),
+        since: since.to_string(),
+        since_ms: now_ms,
+        cause: "test".to_owned(),
+        detail: "healthweb alert test".to_owned(),
+        replica: String::new(),
+        link: public_url.map(|url| format!("{}/", url.trim_end_matches('/'))),
+    }
+}
+
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
