@@ -484,3 +484,74 @@ async fn alert_test_sends_one_notification_and_prints_the_answer() {
     assert_eq!(code, 1);
     assert!(err.contains("no [[alert]] named \"nobody\""), "{err}");
 }
+
+/// Sets `service` through `server`'s admin API.
+fn set(server: &Binary, service: &str, status: &str) {
+    let admin = server.admin.unwrap().to_string();
+    let (code, _, err) = run_cli(&["set", "--admin", &admin, service, status]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn three_replicas_on_postgres_send_each_notification_once_also_when_the_sender_is_killed() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let receiver = runtime.block_on(Receiver::start(Behaviour::Ok));
+    let pg = crate::pg::Postgres::start();
+    let path = pg.file(
+        "healthweb.toml",
+        &format!(
+            "[services]\nsvc = \"SERVING\"\n[[alert]]\nname = \"ops\"\ntype = \"webhook\"\n\
+             url = \"{}\"\n[[alert_rule]]\nname = \"svc\"\nservices = [\"svc\"]\n\
+             receivers = [\"ops\"]\nfailure_threshold = \"1s\"\nsuccess_threshold = \"1s\"\n",
+            receiver.url()
+        ),
+    );
+    let url = pg.url();
+    let replica = |name: &str| {
+        Binary::serve(&[
+            "--history",
+            &url,
+            "--replica-id",
+            name,
+            "--lease-period",
+            "3s",
+            "--config",
+            path.to_str().unwrap(),
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+    };
+    let mut replicas: Vec<(String, Binary)> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|name| (name.to_string(), replica(name)))
+        .collect();
+
+    // One outage, seen by all three: one alert.
+    set(&replicas[0].1, "svc", "NOT_SERVING");
+    let got = runtime.block_on(receiver.wait_for(1));
+    let sender = got[0].json()["replica"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(receiver.kinds(), ["firing"]);
+
+    // The replica that sends is killed; the recovery is made through another,
+    // and one of the two left sends the resolution, once.
+    let killed = replicas
+        .iter()
+        .position(|(name, _)| *name == sender)
+        .unwrap();
+    let (_, mut gone) = replicas.remove(killed);
+    gone.signal(Signal::SIGKILL);
+    gone.wait(Duration::from_secs(10)).expect("killed");
+    set(&replicas[0].1, "svc", "SERVING");
+    let got = runtime.block_on(receiver.wait_for(2));
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(receiver.kinds(), ["firing", "resolved"]);
+    assert_eq!(got[0].json()["alert_id"], got[1].json()["alert_id"]);
+    assert_ne!(got[1].json()["replica"], sender);
+
+    // And again with the new sender: one alert, from it.
+    set(&replicas[1].1, "svc", "NOT_SERVING");
+    runtime.block_on(receiver.wait_for(3));
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(receiver.kinds(), ["firing", "resolved", "firing"]);
+}

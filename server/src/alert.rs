@@ -65,6 +65,8 @@ pub struct AlertSettings {
     pub public_url: Option<String>,
     /// This replica's name, in the notifications.
     pub replica: String,
+    /// How long the `alerts` lease lasts (replicas); renewed every third of it.
+    pub lease_period: Duration,
 }
 
 /// One change, as the registry told it.
@@ -279,6 +281,7 @@ impl Alerts {
                 tracks: HashMap::new(),
                 firing: HashMap::new(),
                 loaded: false,
+                leading: false,
             };
             tasks.push(tokio::spawn(engine.run(stop)));
         }
@@ -300,6 +303,8 @@ struct Engine {
     firing: HashMap<(String, String), AlertState>,
     /// Whether `firing` was read from the store since it last refused a write.
     loaded: bool,
+    /// Whether this instance held the `alerts` lease at the last look.
+    leading: bool,
 }
 
 impl Engine {
@@ -307,7 +312,14 @@ impl Engine {
         // The observer was the registry's from its start: the queue holds
         // every status it ever had.
         let changes = self.changes.clone();
+        let renew = self.settings.lease_period / 3;
+        let mut renewed = tokio::time::Instant::now();
+        self.lead().await;
         loop {
+            if renewed.elapsed() >= renew {
+                renewed = tokio::time::Instant::now();
+                self.lead().await;
+            }
             let queue = changes.take();
             if queue.overflowed {
                 tracing::warn!("alerts: too many changes at once; reading the statuses whole");
@@ -325,16 +337,39 @@ impl Engine {
             for change in queue.changes {
                 self.observe(change);
             }
-            let next = self.evaluate().await;
-            let pause = next.map_or(Duration::from_secs(60), |at| {
-                Duration::from_millis(at.saturating_sub(now_ms()).clamp(1, 60_000) as u64)
-            });
+            // Another replica sends the alerts: keep count, write nothing.
+            let next = if self.leading {
+                self.evaluate().await
+            } else {
+                None
+            };
+            let pause = next
+                .map_or(Duration::from_secs(60), |at| {
+                    Duration::from_millis(at.saturating_sub(now_ms()).clamp(1, 60_000) as u64)
+                })
+                .min(renew.saturating_sub(renewed.elapsed()));
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 () = changes.wake.notified() => {}
                 () = stop.cancelled() => return,
             }
         }
+    }
+
+    /// Takes or renews the `alerts` lease; on taking it, reads the firing
+    /// alerts again (the last holder may have changed them).
+    async fn lead(&mut self) {
+        let leading = match self.store.lead(self.settings.lease_period).await {
+            Ok(leading) => leading,
+            Err(error) => {
+                tracing::warn!(%error, "alerts: cannot renew the alerts lease");
+                false
+            }
+        };
+        if leading && !self.leading {
+            self.loaded = false;
+        }
+        self.leading = leading;
     }
 
     /// Takes one change into the tracks of the rules that cover its service.

@@ -127,6 +127,7 @@ impl Server {
         // and its alerts.
         let mut alerting = AlertSettings {
             replica: replica.clone(),
+            lease_period: settings.replica.lease_period,
             ..AlertSettings::default()
         };
         if let Some(path) = configured.file() {
@@ -286,8 +287,8 @@ impl Server {
             alerts: (alerts, alert_store),
             ..
         } = self;
-        // Until the drain: the lame duck's NOT_SERVING is not an outage.
-        let alerting = alerts.start(registry.clone(), alert_store, draining.clone());
+        // Until the shutdown begins, when the leases go back to the fleet.
+        let alerting = alerts.start(registry.clone(), alert_store, shutdown.clone());
         reloader.monitor(|monitor| monitor.apply(&upstreams));
         let fleet = fleet.map(|parts| Fleet::start(parts, Arc::new(reloader.clone())));
         if let Some(listener) = listeners.admin

@@ -199,6 +199,10 @@ pub struct StoredStatus {
 /// The alerts' part of a history store.
 #[async_trait::async_trait]
 pub trait AlertStore: Send + Sync {
+    /// Takes or renews the `alerts` lease for `period`; whether this instance
+    /// holds it (always, for a store of one instance).
+    async fn lead(&self, period: Duration) -> Result<bool, StoreError>;
+
     /// Every alert firing now.
     async fn alert_states(&self) -> Result<Vec<AlertState>, StoreError>;
 

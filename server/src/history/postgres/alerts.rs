@@ -62,6 +62,25 @@ const HOLDS: &str = "SELECT 1 FROM healthweb_leases
 
 #[async_trait::async_trait]
 impl AlertStore for Postgres {
+    async fn lead(&self, period: Duration) -> Result<bool, StoreError> {
+        // Free, expired, or already ours: the first replica to ask takes it.
+        let client = self.client().await?;
+        let held = client
+            .query_opt(
+                "INSERT INTO healthweb_leases (name, holder, expires_at)
+                 VALUES ($1, $2, now() + make_interval(secs => $3::float8))
+                 ON CONFLICT (name) DO UPDATE SET
+                   holder = excluded.holder, expires_at = excluded.expires_at
+                 WHERE healthweb_leases.holder = excluded.holder
+                    OR healthweb_leases.expires_at < now()
+                 RETURNING 1",
+                &[&SENDER_LEASE, &self.instance(), &period.as_secs_f64()],
+            )
+            .await
+            .map_err(|e| self.error(&e))?;
+        Ok(held.is_some())
+    }
+
     async fn alert_states(&self) -> Result<Vec<AlertState>, StoreError> {
         let client = self.client().await?;
         let rows = client
