@@ -22,7 +22,9 @@ use healthweb_server::alert::deliver::signature;
 use nix::sys::signal::Signal;
 use tokio::net::TcpListener;
 
-use crate::util::{Binary, TestServer, get_ok, req, run_cli, within};
+use http::Method;
+
+use crate::util::{Binary, Http, TestServer, get_ok, raw, req, run_cli, within};
 
 /// How a test receiver answers.
 #[derive(Clone, Copy, Debug)]
@@ -435,6 +437,12 @@ fn bad_alert_configs_are_refused_naming_the_line() {
             "",
             "no [[alert]] is named \"nobody\"",
         ),
+        (
+            "[services]\na = \"SERVING\"\n\n[[maintenance]]\nname = \"always\"\nservices = [\"a\"]\n\
+             start = \"00:00\"\nduration = \"2d\"\ndays = [\"mon\", \"wed\", \"fri\", \"sun\"]\n",
+            "line 4",
+            "never ends",
+        ),
     ];
     for (text, line, says) in cases {
         let path = config(dir.path(), text);
@@ -554,4 +562,122 @@ fn three_replicas_on_postgres_send_each_notification_once_also_when_the_sender_i
     runtime.block_on(receiver.wait_for(3));
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(receiver.kinds(), ["firing", "resolved", "firing"]);
+}
+
+#[test]
+fn maintenance_windows_hold_alerts_until_they_end() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let receiver = runtime.block_on(Receiver::start(Behaviour::Ok));
+    let dir = tempfile::tempdir().unwrap();
+    let began =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(60));
+    let path = config(
+        dir.path(),
+        &format!(
+            r#"
+[services]
+db-main = "SERVING"
+db-other = "SERVING"
+[[alert]]
+name = "ops"
+type = "webhook"
+url = "{}"
+[[alert_rule]]
+name = "db"
+services = ["db-*"]
+receivers = ["ops"]
+[[maintenance]]
+name = "upgrade"
+services = ["db-main"]
+start = "{began}"
+duration = "1h"
+"#,
+            receiver.url()
+        ),
+    );
+    let server = Binary::serve(&[
+        "--config",
+        path.to_str().unwrap(),
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    let admin = format!("http://{}", server.admin.unwrap());
+    let json = [("content-type", "application/json")];
+    let opened = runtime.block_on(raw(
+        Http::H1,
+        &format!("{admin}/maintenance"),
+        Method::POST,
+        &json,
+        r#"{"services": ["db-other"], "duration": "1h", "reason": "reindex"}"#,
+    ));
+    assert_eq!(opened.status, 201, "{:?}", opened.body);
+    let opened: serde_json::Value = serde_json::from_slice(&opened.body).unwrap();
+    let id = opened["id"].as_str().unwrap();
+    // A bad request says what to send.
+    let bad = runtime.block_on(raw(
+        Http::H1,
+        &format!("{admin}/maintenance"),
+        Method::POST,
+        &json,
+        r#"{"services": ["db-["], "duration": "1h"}"#,
+    ));
+    assert_eq!(bad.status, 400);
+    assert!(
+        String::from_utf8_lossy(&bad.body).contains("bad glob"),
+        "{:?}",
+        bad.body
+    );
+    let listed = runtime.block_on(get_ok(&format!("{admin}/maintenance")));
+    assert!(
+        listed.contains("\"upgrade\"") && listed.contains(id),
+        "{listed}"
+    );
+
+    // Both go down inside their windows: statuses change, alerts are held.
+    set(&server, "db-main", "NOT_SERVING");
+    set(&server, "db-other", "NOT_SERVING");
+    let alerts = runtime.block_on(async {
+        within(async {
+            loop {
+                let text = get_ok(&format!("{}/alerts", server.url())).await;
+                let alerts: serde_json::Value = serde_json::from_str(&text).unwrap();
+                if alerts["services"]["db-other"]["maintenance_until_ms"].is_i64() {
+                    return alerts;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await
+    });
+    assert!(
+        alerts["services"]["db-main"]["maintenance_until_ms"].is_i64(),
+        "{alerts}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(receiver.got().is_empty(), "{:?}", receiver.kinds());
+
+    // The ad hoc window ends: its service's alert goes out; the other stays held.
+    let ended = runtime.block_on(raw(
+        Http::H1,
+        &format!("{admin}/maintenance/{id}"),
+        Method::DELETE,
+        &json,
+        "",
+    ));
+    assert_eq!(ended.status, 200, "{:?}", ended.body);
+    let got = runtime.block_on(receiver.wait_for(1));
+    assert_eq!(got[0].json()["service"], "db-other");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(receiver.kinds(), ["firing"]);
+    let text = runtime.block_on(get_ok(&format!("{}/alerts", server.url())));
+    let alerts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        alerts["services"]["db-other"]["firing"].is_object(),
+        "{alerts}"
+    );
+    assert_eq!(alerts["services"]["db-other"]["last"]["state"], "delivered");
+    assert!(
+        alerts["services"]["db-main"]["firing"].is_null(),
+        "{alerts}"
+    );
 }

@@ -17,14 +17,16 @@
 //! # Layout
 //! - `config`: `[[alert]]` receivers and `[[alert_rule]]` rules.
 //! - `deliver`: the notification's forms, the HTTP client, retries and backoff.
+//! - `maintenance`: windows from the config and the admin API, which hold alerts.
 
 pub mod config;
 pub mod deliver;
+pub mod maintenance;
 
 use std::{
     collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, UNIX_EPOCH},
 };
 
 use healthweb_proto::pb::health_check_response::ServingStatus;
@@ -37,7 +39,11 @@ use tokio::{sync::Notify, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 pub use self::config::{Receiver, Rule};
-use self::deliver::{Notification, Sender};
+use self::{
+    deliver::{Notification, Sender},
+    maintenance::{Maintenance, Scheduled},
+};
+pub use crate::history::now_ms;
 use crate::{
     history::alert_store::{AlertState, AlertStore, Commit, Delivery, Notice},
     registry::{Cause, HealthRegistry, Observer, Origin, Reason},
@@ -47,13 +53,6 @@ use crate::{
 /// engine reads the registry whole instead.
 const CHANGES_LIMIT: usize = 65_536;
 
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// The alerts' settings: receivers, rules, and the page's address for links.
 #[derive(Debug, Clone, Default)]
 pub struct AlertSettings {
@@ -61,6 +60,8 @@ pub struct AlertSettings {
     pub receivers: Vec<Receiver>,
     /// `[[alert_rule]]`.
     pub rules: Vec<Rule>,
+    /// `[[maintenance]]`.
+    pub windows: Vec<Scheduled>,
     /// The status page's public address (`public_url`), for links.
     pub public_url: Option<String>,
     /// This replica's name, in the notifications.
@@ -242,16 +243,42 @@ impl Alerts {
         self.metrics.clone()
     }
 
+    /// The alerts with the store that keeps their state, the outbox and the ad
+    /// hoc maintenance windows.
+    pub fn with_store(mut self, store: Arc<dyn AlertStore>) -> Alerting {
+        let windows = std::mem::take(&mut self.settings.windows);
+        let maintenance = Maintenance::new(windows, store.clone(), self.settings.replica.clone());
+        Alerting {
+            alerts: self,
+            store,
+            maintenance,
+        }
+    }
+}
+
+/// [`Alerts`] with their store, ready to start.
+pub struct Alerting {
+    alerts: Alerts,
+    store: Arc<dyn AlertStore>,
+    maintenance: Maintenance,
+}
+
+impl Alerting {
+    /// The maintenance windows, for the admin API and the page.
+    pub fn maintenance(&self) -> Maintenance {
+        self.maintenance.clone()
+    }
+
     /// Starts the engine and one task per receiver, until `stop`.
-    pub fn start(
-        self,
-        registry: HealthRegistry,
-        store: Arc<dyn AlertStore>,
-        stop: CancellationToken,
-    ) -> Vec<JoinHandle<()>> {
+    pub fn start(self, registry: HealthRegistry, stop: CancellationToken) -> Vec<JoinHandle<()>> {
+        let Self {
+            alerts: this,
+            store,
+            maintenance,
+        } = self;
         let mut tasks = Vec::new();
         let mut wakes = HashMap::new();
-        for receiver in &self.settings.receivers {
+        for receiver in &this.settings.receivers {
             let wake = Arc::new(Notify::new());
             wakes.insert(receiver.name.clone(), wake.clone());
             let sender = match Sender::new(receiver.clone()) {
@@ -265,23 +292,24 @@ impl Alerts {
                 sender,
                 store.clone(),
                 wake,
-                self.metrics.clone(),
+                this.metrics.clone(),
                 stop.clone(),
             )));
         }
-        if self.is_enabled() {
+        if this.is_enabled() {
             let engine = Engine {
-                settings: self.settings,
+                settings: this.settings,
                 store,
                 registry,
-                changes: self.changes,
-                metrics: self.metrics,
+                changes: this.changes,
+                metrics: this.metrics,
                 wakes,
                 seen: HashMap::new(),
                 tracks: HashMap::new(),
                 firing: HashMap::new(),
                 loaded: false,
                 leading: false,
+                maintenance,
             };
             tasks.push(tokio::spawn(engine.run(stop)));
         }
@@ -305,6 +333,7 @@ struct Engine {
     loaded: bool,
     /// Whether this instance held the `alerts` lease at the last look.
     leading: bool,
+    maintenance: Maintenance,
 }
 
 impl Engine {
@@ -312,13 +341,18 @@ impl Engine {
         // The observer was the registry's from its start: the queue holds
         // every status it ever had.
         let changes = self.changes.clone();
-        let renew = self.settings.lease_period / 3;
+        let windows = self.maintenance.changed();
+        let renew = (self.settings.lease_period / 3).min(Duration::from_secs(2));
         let mut renewed = tokio::time::Instant::now();
         self.lead().await;
         loop {
             if renewed.elapsed() >= renew {
                 renewed = tokio::time::Instant::now();
                 self.lead().await;
+                // Windows opened or ended through another replica.
+                if let Err(error) = self.maintenance.refresh(now_ms()).await {
+                    tracing::warn!(%error, "alerts: cannot read the maintenance windows");
+                }
             }
             let queue = changes.take();
             if queue.overflowed {
@@ -351,6 +385,7 @@ impl Engine {
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 () = changes.wake.notified() => {}
+                () = windows.notified() => {}
                 () = stop.cancelled() => return,
             }
         }
@@ -440,6 +475,11 @@ impl Engine {
                         soon(due);
                         continue;
                     }
+                    // Held while a window covers it; due again when it ends.
+                    if let Some(end) = self.maintenance.until(service, now) {
+                        soon(end);
+                        continue;
+                    }
                     let state = AlertState {
                         rule: rule.name.clone(),
                         service: service.clone(),
@@ -464,6 +504,10 @@ impl Engine {
                     let due = state.reminded_ms + threshold(every);
                     if now < due {
                         soon(due);
+                        continue;
+                    }
+                    if let Some(end) = self.maintenance.until(service, now) {
+                        soon(end);
                         continue;
                     }
                     let mut state = state.clone();
@@ -633,7 +677,7 @@ fn rfc3339(ms: i64) -> String {
     humantime::format_rfc3339_millis(at).to_string()
 }
 
-/// A fresh alert id: 16 random hex digits.
+/// A fresh id (alerts, windows): 16 random hex digits.
 fn new_id() -> String {
     let mut bytes = [0u8; 8];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);

@@ -21,7 +21,8 @@
 //! ```
 //!
 //! `[[alert]]` receivers and `[[alert_rule]]` rules (see [`crate::alert::config`])
-//! say who hears of an outage, with `public_url`, the page's address, for links
+//! say who hears of an outage, `[[maintenance]]` windows when they do not
+//! (see [`crate::alert::maintenance`]), with `public_url`, the page's address, for links
 //! (read at start only).
 //!
 //! A flag wins over the file for the same name. On reload, a service the file no
@@ -38,7 +39,7 @@ use healthweb_proto::pb::health_check_response::ServingStatus;
 use serde::Deserialize;
 
 use crate::{
-    alert::{Receiver, Rule},
+    alert::{Receiver, Rule, maintenance::Scheduled},
     history::{HistorySettings, Location},
     registry::{Cause, HealthRegistry, Reason, RegistryError},
     status::{ServiceStatus, StatusWord},
@@ -65,6 +66,9 @@ pub struct ConfigFile {
     pub alert_rule: Vec<Rule>,
     /// The status page's public address, for the alerts' links.
     pub public_url: Option<String>,
+    /// Maintenance windows.
+    #[serde(default)]
+    pub maintenance: Vec<Scheduled>,
 }
 
 /// The `[history]` table.

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     admin,
-    alert::{AlertSettings, Alerts},
+    alert::{AlertSettings, Alerting, Alerts},
     config::{ConfigError, Configured},
     fleet::{self, Fleet},
     history::{
@@ -73,7 +73,7 @@ pub struct Server {
     /// With history in PostgreSQL: what the fleet's tasks start with.
     fleet: Option<fleet::Parts>,
     /// The alert engine and senders, with the store they keep their state in.
-    alerts: (Alerts, Arc<dyn crate::history::AlertStore>),
+    alerts: Alerting,
 }
 
 /// The sockets a [`Server`] serves: the one port, and the admin API's.
@@ -138,6 +138,7 @@ impl Server {
             alerting.receivers = file.alert;
             alerting.rules = file.alert_rule;
             alerting.public_url = file.public_url;
+            alerting.windows = file.maintenance;
         }
         let alerts = Alerts::new(alerting);
         let shared = matches!(settings.history.location, Location::Postgres(_));
@@ -202,8 +203,9 @@ impl Server {
             }
         };
         let draining = CancellationToken::new();
-        let alerts = (alerts, opened.history.alerts());
+        let alerts = alerts.with_store(opened.history.alerts());
         let state = WebState {
+            maintenance: Some(alerts.maintenance()),
             registry: registry.clone(),
             upstreams: monitor.reports(),
             history: opened.history,
@@ -284,18 +286,19 @@ impl Server {
             reloader,
             upstreams,
             fleet,
-            alerts: (alerts, alert_store),
+            alerts,
             ..
         } = self;
         // Until the shutdown begins, when the leases go back to the fleet.
-        let alerting = alerts.start(registry.clone(), alert_store, shutdown.clone());
+        let maintenance = alerts.maintenance();
+        let alerting = alerts.start(registry.clone(), shutdown.clone());
         reloader.monitor(|monitor| monitor.apply(&upstreams));
         let fleet = fleet.map(|parts| Fleet::start(parts, Arc::new(reloader.clone())));
         if let Some(listener) = listeners.admin
             && let Ok(addr) = listener.local_addr()
         {
             let guard = admin::guard::Guard::new(addr, admin_token);
-            let router = admin::router(registry.clone(), guard);
+            let router = admin::router(registry.clone(), maintenance, guard);
             let stop = draining.clone().cancelled_owned();
             tokio::spawn(async move {
                 if let Err(error) = axum::serve(listener, router)

@@ -238,6 +238,12 @@ impl ServiceGlob {
     }
 }
 
+impl fmt::Display for ServiceGlob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
 impl<'de> Deserialize<'de> for ServiceGlob {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
