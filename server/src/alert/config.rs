@@ -236,6 +236,11 @@ impl ServiceGlob {
     pub fn matches(&self, service: &str) -> bool {
         self.0.matches(service)
     }
+
+    /// The compiled pattern.
+    pub fn pattern(&self) -> &glob::Pattern {
+        &self.0
+    }
 }
 
 impl fmt::Display for ServiceGlob {

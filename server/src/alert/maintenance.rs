@@ -218,11 +218,17 @@ pub enum OpenError {
     Store(#[from] StoreError),
 }
 
+/// An ad hoc window, its services' patterns compiled.
+struct Adhoc {
+    window: AdHocWindow,
+    patterns: Vec<glob::Pattern>,
+}
+
 /// Every window, configured and ad hoc; cheap to clone.
 #[derive(Clone)]
 pub struct Maintenance {
     scheduled: Arc<Vec<Scheduled>>,
-    adhoc: Arc<RwLock<Vec<(AdHocWindow, Vec<glob::Pattern>)>>>,
+    adhoc: Arc<RwLock<Vec<Adhoc>>>,
     store: Arc<dyn AlertStore>,
     changed: Arc<Notify>,
     replica: String,
@@ -255,7 +261,7 @@ impl Maintenance {
     pub fn until(&self, service: &str, now_ms: i64) -> Option<i64> {
         self.open(now_ms)
             .into_iter()
-            .filter(|(_, covers)| covers(service))
+            .filter(|(_, patterns)| patterns.iter().any(|p| p.matches(service)))
             .map(|(w, _)| w.end_ms)
             .max()
     }
@@ -265,9 +271,9 @@ impl Maintenance {
         self.open(now_ms).into_iter().map(|(w, _)| w).collect()
     }
 
-    #[allow(clippy::type_complexity)]
-    fn open(&self, now_ms: i64) -> Vec<(OpenWindow, Box<dyn Fn(&str) -> bool + '_>)> {
-        let mut open: Vec<(OpenWindow, Box<dyn Fn(&str) -> bool + '_>)> = Vec::new();
+    /// The windows open at `now_ms`, with the patterns of their services.
+    fn open(&self, now_ms: i64) -> Vec<(OpenWindow, Vec<glob::Pattern>)> {
+        let mut open = Vec::new();
         for s in self.scheduled.iter() {
             if let Some((start_ms, end_ms)) = s.current(now_ms) {
                 let window = OpenWindow {
@@ -278,14 +284,16 @@ impl Maintenance {
                     end_ms,
                     reason: String::new(),
                 };
-                open.push((
-                    window,
-                    Box::new(|name| s.services.iter().any(|g| g.matches(name))),
-                ));
+                let patterns = s.services.iter().map(|g| g.pattern().clone()).collect();
+                open.push((window, patterns));
             }
         }
         let adhoc = self.adhoc.read().unwrap_or_else(|e| e.into_inner());
-        for (w, patterns) in adhoc.iter() {
+        for Adhoc {
+            window: w,
+            patterns,
+        } in adhoc.iter()
+        {
             if w.start_ms <= now_ms && now_ms < w.end_ms {
                 let window = OpenWindow {
                     id: w.id.clone(),
@@ -295,11 +303,7 @@ impl Maintenance {
                     end_ms: w.end_ms,
                     reason: w.reason.clone(),
                 };
-                let patterns = patterns.clone();
-                open.push((
-                    window,
-                    Box::new(move |name| patterns.iter().any(|p| p.matches(name))),
-                ));
+                open.push((window, patterns.clone()));
             }
         }
         open
@@ -317,7 +321,10 @@ impl Maintenance {
                     .iter()
                     .filter_map(|s| glob::Pattern::new(s).ok())
                     .collect();
-                (w, patterns)
+                Adhoc {
+                    window: w,
+                    patterns,
+                }
             })
             .collect();
         *self.adhoc.write().unwrap_or_else(|e| e.into_inner()) = compiled;
