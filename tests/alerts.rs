@@ -17,7 +17,10 @@ use axum::{
     http::{HeaderMap, StatusCode},
     routing::post,
 };
-use healthweb_proto::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+use healthweb_proto::{
+    history::{TransitionsRequest, history_client::HistoryClient},
+    pb::{HealthCheckRequest, health_check_response::ServingStatus},
+};
 use healthweb_server::alert::deliver::signature;
 use nix::sys::signal::Signal;
 use tokio::net::TcpListener;
@@ -680,4 +683,25 @@ duration = "1h"
         alerts["services"]["db-main"]["firing"].is_null(),
         "{alerts}"
     );
+
+    // History marks the change made inside the window, not the one before it.
+    let marks = runtime.block_on(async {
+        let channel = tonic::transport::Channel::from_shared(server.url()).unwrap();
+        let mut history = HistoryClient::new(channel.connect().await.unwrap());
+        let request = TransitionsRequest {
+            service: "db-other".into(),
+            ..Default::default()
+        };
+        let reply = history.transitions(request).await.unwrap().into_inner();
+        reply
+            .transitions
+            .iter()
+            .map(|t| (t.to, t.in_maintenance))
+            .collect::<Vec<_>>()
+    });
+    let (not, serving) = (
+        ServingStatus::NotServing as i32,
+        ServingStatus::Serving as i32,
+    );
+    assert_eq!(marks, [(not, true), (serving, false)]);
 }

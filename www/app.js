@@ -363,10 +363,12 @@ function drawHistory(row, { transitions, truncated, uptime, latency }) {
     const why = CAUSES[change.cause] ?? change.cause;
     // In a fleet, which replica saw it.
     const by = view?.fleet && change.replica ? ` (${change.replica})` : "";
+    const held = change.inMaintenance ? " · in maintenance" : "";
+    if (change.inMaintenance) item.dataset.maintenance = "true";
     const time = document.createElement("time");
     time.dateTime = new Date(change.atUnixMs).toISOString();
     time.textContent = stamp.format(change.atUnixMs);
-    item.append(time, ` ${what}, ${lasted} · ${why}${by}${change.detail ? `: ${change.detail}` : ""}`);
+    item.append(time, ` ${what}, ${lasted} · ${why}${by}${change.detail ? `: ${change.detail}` : ""}${held}`);
     return item;
   }));
 }

@@ -238,6 +238,14 @@ pub struct Maintenance {
     pub max_duration: Duration,
 }
 
+impl std::fmt::Debug for Maintenance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Maintenance")
+            .field("scheduled", &self.scheduled.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Maintenance {
     /// The windows of the config, and those `store` keeps.
     pub fn new(scheduled: Vec<Scheduled>, store: Arc<dyn AlertStore>, replica: String) -> Self {
@@ -307,6 +315,40 @@ impl Maintenance {
             }
         }
         open
+    }
+
+    /// Which of `service`'s moments since `since_ms` were inside a window, for
+    /// History's marks: the configured windows, and the ad hoc ones the store
+    /// still has (ended ones included).
+    pub async fn marker(
+        &self,
+        service: &str,
+        since_ms: i64,
+    ) -> Result<impl Fn(i64) -> bool + use<>, StoreError> {
+        let adhoc: Vec<(i64, i64)> = self
+            .store
+            .windows(since_ms)
+            .await?
+            .into_iter()
+            .filter(|w| {
+                w.services
+                    .iter()
+                    .any(|s| glob::Pattern::new(s).is_ok_and(|p| p.matches(service)))
+            })
+            .map(|w| (w.start_ms, w.end_ms))
+            .collect();
+        let scheduled: Vec<Scheduled> = self
+            .scheduled
+            .iter()
+            .filter(|s| s.services.iter().any(|g| g.matches(service)))
+            .cloned()
+            .collect();
+        Ok(move |at_ms: i64| {
+            adhoc
+                .iter()
+                .any(|(start, end)| *start <= at_ms && at_ms < *end)
+                || scheduled.iter().any(|s| s.current(at_ms).is_some())
+        })
     }
 
     /// Reads the ad hoc windows from the store again (another replica may have
