@@ -421,3 +421,61 @@ impl Maintenance {
         Ok(ended)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `[maintenance]` table of `rest` after a name and services.
+    fn parse(rest: &str) -> Result<Scheduled, String> {
+        #[derive(Deserialize)]
+        struct File {
+            maintenance: Scheduled,
+        }
+        let text = format!("[maintenance]\nname = \"n\"\nservices = [\"db\"]\n{rest}");
+        toml::from_str::<File>(&text)
+            .map(|f| f.maintenance)
+            .map_err(|e| e.to_string())
+    }
+
+    fn ms(rfc3339: &str) -> i64 {
+        humantime::parse_rfc3339(rfc3339)
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    }
+
+    #[test]
+    fn daily_windows_follow_their_zone_and_days() {
+        // 02:00-03:00 in Paris (UTC+1 in December) on Saturdays; 2026-12-05 is one.
+        let w = parse(
+            "start = \"02:00\"\nduration = \"1h\"\ntime_zone = \"Europe/Paris\"\ndays = [\"sat\"]\n",
+        )
+        .unwrap();
+        let start = ms("2026-12-05T01:00:00Z");
+        assert_eq!(
+            w.current(ms("2026-12-05T01:30:00Z")),
+            Some((start, start + 3_600_000))
+        );
+        assert_eq!(w.current(ms("2026-12-05T00:59:59Z")), None);
+        assert_eq!(w.current(ms("2026-12-05T02:00:00Z")), None);
+        assert_eq!(w.current(ms("2026-12-06T01:30:00Z")), None, "a Sunday");
+        // Over midnight: Friday 23:30 UTC for an hour holds Saturday 00:10.
+        let w = parse("start = \"23:30\"\nduration = \"1h\"\ndays = [\"fri\"]\n").unwrap();
+        assert!(w.current(ms("2026-12-05T00:10:00Z")).is_some());
+        assert!(w.current(ms("2026-12-06T00:10:00Z")).is_none());
+    }
+
+    #[test]
+    fn windows_that_never_end_or_make_no_sense_are_refused() {
+        let refused = |rest: &str| parse(rest).unwrap_err();
+        assert!(refused("start = \"00:00\"\nduration = \"24h\"\n").contains("never ends"));
+        assert!(refused("start = \"00:00\"\nduration = \"0s\"\n").contains("above zero"));
+        assert!(refused("start = \"25:00\"\nduration = \"1h\"\n").contains("HH:MM"));
+        let zone = refused("start = \"01:00\"\nduration = \"1h\"\ntime_zone = \"Mars/Olympus\"\n");
+        assert!(zone.contains("unknown time_zone"), "{zone}");
+        // Mondays and Thursdays, 3 days long: Sundays are free, so it ends.
+        assert!(parse("start = \"00:00\"\nduration = \"3d\"\ndays = [\"mon\", \"thu\"]\n").is_ok());
+    }
+}
