@@ -53,6 +53,9 @@ use crate::{
 /// engine reads the registry whole instead.
 const CHANGES_LIMIT: usize = 65_536;
 
+/// How often old notifications and windows are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// The alerts' settings: receivers, rules, and the page's address for links.
 #[derive(Debug, Clone, Default)]
 pub struct AlertSettings {
@@ -68,6 +71,8 @@ pub struct AlertSettings {
     pub replica: String,
     /// How long the `alerts` lease lasts (replicas); renewed every third of it.
     pub lease_period: Duration,
+    /// Notifications sent or failed, and windows ended, are kept this long.
+    pub retention: Duration,
 }
 
 /// One change, as the registry told it.
@@ -344,8 +349,16 @@ impl Engine {
         let windows = self.maintenance.changed();
         let renew = (self.settings.lease_period / 3).min(Duration::from_secs(2));
         let mut renewed = tokio::time::Instant::now();
+        let mut pruned: Option<tokio::time::Instant> = None;
         self.lead().await;
         loop {
+            if self.leading && pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                pruned = Some(tokio::time::Instant::now());
+                let before = now_ms() - self.settings.retention.as_millis() as i64;
+                if let Err(error) = self.store.prune_alerts(before).await {
+                    tracing::warn!(%error, "alerts: cannot prune old notifications");
+                }
+            }
             if renewed.elapsed() >= renew {
                 renewed = tokio::time::Instant::now();
                 self.lead().await;

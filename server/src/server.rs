@@ -128,6 +128,7 @@ impl Server {
         let mut alerting = AlertSettings {
             replica: replica.clone(),
             lease_period: settings.replica.lease_period,
+            retention: settings.history.retention,
             ..AlertSettings::default()
         };
         if let Some(path) = configured.file() {
