@@ -146,12 +146,5 @@ def run_section(r, args) -> str:
     section = "\n".join(lines)
     print(section)
     if not args.no_write:
-        text = r.OUT.read_text() if r.OUT.exists() else "# Benchmarks\n"
-        if BEGIN in text and END in text:
-            head, rest = text.split(BEGIN, 1)
-            _, tail = rest.split(END, 1)
-        else:
-            head, tail = text.rstrip("\n") + "\n\n", "\n"
-        r.OUT.write_text(f"{head}{BEGIN}\n{section}{END}{tail}")
-        r.log(f"wrote the alerts section of {r.OUT.relative_to(r.ROOT)}")
+        r.write_section(BEGIN, END, section, "alerts")
     return section

@@ -772,6 +772,18 @@ def write(section: str) -> None:
     log(f"wrote {OUT.relative_to(ROOT)}")
 
 
+def write_section(begin: str, end: str, section: str, what: str) -> None:
+    """Writes `section` into BENCHMARKS.md between `begin` and `end` (appended when missing)."""
+    text = OUT.read_text() if OUT.exists() else "# Benchmarks\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+    else:
+        head, tail = text.rstrip("\n") + "\n\n", "\n"
+    OUT.write_text(f"{head}{begin}\n{section}{end}{tail}")
+    log(f"wrote the {what} section of {OUT.relative_to(ROOT)}")
+
+
 def main() -> None:
     started = time.monotonic()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

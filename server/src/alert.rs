@@ -484,13 +484,8 @@ impl Engine {
             match (self.firing.get(&key), track.bad_since, track.good_since) {
                 (None, Some(bad), _) => {
                     let due = bad + threshold(rule.failure_threshold);
-                    if now < due {
-                        soon(due);
-                        continue;
-                    }
-                    // Held while a window covers it; due again when it ends.
-                    if let Some(end) = self.maintenance.until(service, now) {
-                        soon(end);
+                    if let Some(at) = waits(now, due, || self.maintenance.until(service, now)) {
+                        soon(at);
                         continue;
                     }
                     let state = AlertState {
@@ -515,12 +510,8 @@ impl Engine {
                         continue;
                     };
                     let due = state.reminded_ms + threshold(every);
-                    if now < due {
-                        soon(due);
-                        continue;
-                    }
-                    if let Some(end) = self.maintenance.until(service, now) {
-                        soon(end);
+                    if let Some(at) = waits(now, due, || self.maintenance.until(service, now)) {
+                        soon(at);
                         continue;
                     }
                     let mut state = state.clone();
@@ -659,6 +650,13 @@ impl Engine {
             });
         }
     }
+}
+
+/// When to look again at a notification due at `due`: then, if it is not due yet;
+/// when the maintenance window over its service ends, if one does (it is held);
+/// `None`: send it now.
+fn waits(now: i64, due: i64, held_until: impl FnOnce() -> Option<i64>) -> Option<i64> {
+    if now < due { Some(due) } else { held_until() }
 }
 
 impl Change {
