@@ -368,6 +368,10 @@ impl Engine {
                 }
             }
             let queue = changes.take();
+            for change in queue.changes {
+                self.observe(change);
+            }
+            // Some were dropped: the registry as it is now has the last word.
             if queue.overflowed {
                 tracing::warn!("alerts: too many changes at once; reading the statuses whole");
                 let now = now_ms();
@@ -380,9 +384,6 @@ impl Engine {
                 for (service, to) in list {
                     self.observe(Change::plain(service, to, now));
                 }
-            }
-            for change in queue.changes {
-                self.observe(change);
             }
             // Another replica sends the alerts: keep count, write nothing.
             let next = if self.leading {
