@@ -181,21 +181,6 @@ pub struct AdHocWindow {
     pub created_ms: i64,
 }
 
-/// A fleet-wide status as the store has it, with when it took it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredStatus {
-    /// The service.
-    pub service: String,
-    /// Its status (a `ServingStatus` number).
-    pub status: i32,
-    /// Since when, Unix milliseconds.
-    pub changed_ms: i64,
-    /// Why (a `healthweb.v1.Cause` number).
-    pub cause: i32,
-    /// What the cause said.
-    pub detail: String,
-}
-
 /// The alerts' part of a history store.
 #[async_trait::async_trait]
 pub trait AlertStore: Send + Sync {
@@ -236,10 +221,6 @@ pub trait AlertStore: Send + Sync {
 
     /// Ends window `id` at `at_ms` (if it ends later); the window, if it exists.
     async fn end_window(&self, id: &str, at_ms: i64) -> Result<Option<AdHocWindow>, StoreError>;
-
-    /// The fleet-wide statuses and since when they hold (empty without replicas:
-    /// the registry is the whole truth then).
-    async fn stored_statuses(&self) -> Result<Vec<StoredStatus>, StoreError>;
 
     /// Deletes notifications delivered or failed, and windows ended, before
     /// `before_ms`.

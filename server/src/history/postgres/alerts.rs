@@ -13,7 +13,7 @@ use crate::history::{
     StoreError,
     alert_store::{
         AdHocWindow, AlertState, AlertStore, Attempt, Commit, Delivery, Next, Notice, Outboxed,
-        SENDER_LEASE, StoredStatus,
+        SENDER_LEASE,
     },
 };
 
@@ -342,27 +342,6 @@ impl AlertStore for Postgres {
             .map_err(fail)?
             .as_ref()
             .map(window))
-    }
-
-    async fn stored_statuses(&self) -> Result<Vec<StoredStatus>, StoreError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT service, status, changed_ms, cause, detail FROM healthweb_statuses",
-                &[],
-            )
-            .await
-            .map_err(|e| self.error(&e))?;
-        Ok(rows
-            .iter()
-            .map(|r| StoredStatus {
-                service: r.get(0),
-                status: r.get(1),
-                changed_ms: r.get(2),
-                cause: r.get(3),
-                detail: r.get(4),
-            })
-            .collect())
     }
 
     async fn prune_alerts(&self, before_ms: i64) -> Result<(), StoreError> {

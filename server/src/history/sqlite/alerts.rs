@@ -10,7 +10,6 @@ use crate::history::{
     StoreError,
     alert_store::{
         AdHocWindow, AlertState, AlertStore, Attempt, Commit, Delivery, Next, Notice, Outboxed,
-        StoredStatus,
     },
 };
 
@@ -331,10 +330,6 @@ impl AlertStore for Sqlite {
     async fn end_window(&self, id: &str, at_ms: i64) -> Result<Option<AdHocWindow>, StoreError> {
         let id = id.to_owned();
         self.run(move |db| db.end_window(&id, at_ms)).await
-    }
-
-    async fn stored_statuses(&self) -> Result<Vec<StoredStatus>, StoreError> {
-        Ok(Vec::new())
     }
 
     async fn prune_alerts(&self, before_ms: i64) -> Result<(), StoreError> {
