@@ -154,11 +154,12 @@ impl Server {
         let metrics =
             Metrics::with_collectors(vec![Box::new(state.clone()), Box::new(alerts.metrics())]);
         let drained = fleet::Drained::default();
-        let mut observers: Vec<Arc<dyn Observer>> = vec![
-            recorder.clone(),
-            Arc::new(metrics.clone()),
-            alerts.observer(),
-        ];
+        let mut observers: Vec<Arc<dyn Observer>> =
+            vec![recorder.clone(), Arc::new(metrics.clone())];
+        // Without a rule nothing reads the changes: they are not queued.
+        if alerts.is_enabled() {
+            observers.push(alerts.observer());
+        }
         if shared {
             observers.push(Arc::new(drained.clone()));
         }
