@@ -326,17 +326,6 @@ def report(r, args, lease: str, cluster: Cluster, prop: dict, kills: list[float]
     return "\n".join(lines)
 
 
-def write(r, section: str) -> None:
-    text = r.OUT.read_text() if r.OUT.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-    else:
-        head, tail = text.rstrip("\n") + "\n\n", "\n"
-    r.OUT.write_text(f"{head}{BEGIN}\n{section}{END}{tail}")
-    r.log(f"wrote the replicas section of {r.OUT.relative_to(r.ROOT)}")
-
-
 def run_section(r, args) -> str:
     """Measures and reports; `r` is bench/run.py, for its helpers."""
     started = time.monotonic()
@@ -369,7 +358,7 @@ def run_section(r, args) -> str:
     section = report(r, args, lease, cluster, prop, kills, flap_pg, flap_sqlite, started)
     print(section)
     if not args.no_write:
-        write(r, section)
+        r.write_section(BEGIN, END, section, "replicas")
     return section
 
 

@@ -20,9 +20,11 @@ Prints the tables and writes them into BENCHMARKS.md between the
 kept). Python 3 standard library only.
 
 6. Replicas on PostgreSQL (bench/replicas.py, its own section of BENCHMARKS.md).
+7. Check latency with a hung alert receiver beside none (bench/alerts.py, its own
+   section).
 
 Usage: python3 bench/run.py [--quick] [--rounds N] [--seconds S]
-       [--fanout 1000,10000,100000] [--no-write] [--only replicas]
+       [--fanout 1000,10000,100000] [--no-write] [--only replicas|alerts]
 """
 
 from __future__ import annotations
@@ -770,6 +772,18 @@ def write(section: str) -> None:
     log(f"wrote {OUT.relative_to(ROOT)}")
 
 
+def write_section(begin: str, end: str, section: str, what: str) -> None:
+    """Writes `section` into BENCHMARKS.md between `begin` and `end` (appended when missing)."""
+    text = OUT.read_text() if OUT.exists() else "# Benchmarks\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+    else:
+        head, tail = text.rstrip("\n") + "\n\n", "\n"
+    OUT.write_text(f"{head}{begin}\n{section}{end}{tail}")
+    log(f"wrote the {what} section of {OUT.relative_to(ROOT)}")
+
+
 def main() -> None:
     started = time.monotonic()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -780,7 +794,8 @@ def main() -> None:
     ap.add_argument("--fanout", default="1000,10000,100000")
     ap.add_argument("--no-write", action="store_true", help="print the tables only")
     ap.add_argument("--no-build", action="store_true", help="reuse target/release as it is")
-    ap.add_argument("--only", choices=["replicas"], help="run that section alone (and write only it)")
+    ap.add_argument("--only", choices=["replicas", "alerts"], help="run that section alone (and write only it)")
+    import alerts
     import replicas
 
     replicas.options(ap)
@@ -795,6 +810,14 @@ def main() -> None:
         if not args.no_build:
             replicas.build(sys.modules[__name__])
         replicas.run_section(sys.modules[__name__], args)
+        return
+    if args.only == "alerts":
+        for tool, package in (("h2load", "nghttp2-client"), ("curl", "curl"), ("taskset", "util-linux")):
+            apt_install(tool, package)
+        if not args.no_build:
+            log("cargo build --release --bin healthweb")
+            run(["cargo", "build", "--release", "--bin", "healthweb"], cwd=ROOT)
+        alerts.run_section(sys.modules[__name__], args)
         return
     install(args.no_build)
     all_peers = peers()
@@ -812,6 +835,7 @@ def main() -> None:
     if not args.no_write:
         write(section)
     replicas.run_section(sys.modules[__name__], args)
+    alerts.run_section(sys.modules[__name__], args)
 
 
 if __name__ == "__main__":

@@ -612,6 +612,7 @@ async fn drain_differences() -> Vec<(String, Wire, &'static str, String, String)
         history: History::memory().unwrap(),
         metrics: Metrics::new(),
         instance: Instance::default(),
+        maintenance: None,
     };
     let draining = CancellationToken::new();
     let app = routes::app(&settings, state, None, draining.clone());

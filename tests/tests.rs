@@ -17,6 +17,7 @@
 //! files), and the shared harness: `util`, and `pg`, a throwaway PostgreSQL.
 
 mod admin;
+mod alerts;
 mod attack;
 mod bad_input;
 mod check;

@@ -10,7 +10,9 @@
 // from List, polled; History is fetched for rows as they come into view,
 // HISTORY_CONCURRENCY rows at a time, and again when their status changes. What
 // healthweb says of itself (`GET /instance`) is shown too: a history store that is away,
-// history kept in memory only, and which replica of a fleet answers.
+// history kept in memory only, and which replica of a fleet answers; and its alerts
+// (`GET /alerts`): per row, an alert firing and the last notification's fate, or the
+// maintenance window that holds its alerts.
 
 import init, { HealthClient } from "./pkg/healthweb_client.js";
 
@@ -18,6 +20,7 @@ const LIST_EVERY_MS = 5_000; // new services, and the status of the rows not wat
 const TIMEOUT_MS = 5_000;
 const UPSTREAMS_EVERY_MS = 2_000;
 const INSTANCE_EVERY_MS = 5_000;
+const ALERTS_EVERY_MS = 5_000;
 const WATCH_LIMIT = 5; // leaves one of the browser's six connections for everything else
 const HISTORY_CONCURRENCY = 2;
 const HISTORY_EVERY_MS = 60_000; // a row in view gets fresh history this often
@@ -360,10 +363,12 @@ function drawHistory(row, { transitions, truncated, uptime, latency }) {
     const why = CAUSES[change.cause] ?? change.cause;
     // In a fleet, which replica saw it.
     const by = view?.fleet && change.replica ? ` (${change.replica})` : "";
+    const held = change.inMaintenance ? " · in maintenance" : "";
+    if (change.inMaintenance) item.dataset.maintenance = "true";
     const time = document.createElement("time");
     time.dateTime = new Date(change.atUnixMs).toISOString();
     time.textContent = stamp.format(change.atUnixMs);
-    item.append(time, ` ${what}, ${lasted} · ${why}${by}${change.detail ? `: ${change.detail}` : ""}`);
+    item.append(time, ` ${what}, ${lasted} · ${why}${by}${change.detail ? `: ${change.detail}` : ""}${held}`);
     return item;
   }));
 }
@@ -478,6 +483,35 @@ async function loadInstance(current) {
   }
 }
 
+/** Alerts and maintenance windows (`GET /alerts`); not healthweb: nothing is said. */
+async function loadAlerts(current) {
+  let alerts = null;
+  try {
+    const response = await fetch(`${current.endpoint}/alerts`, { cache: "no-store" });
+    if (response.ok) alerts = await response.json();
+  } catch {
+    // unreachable: the rows already say so
+  }
+  if (current.stopped) return;
+  for (const row of current.rows.values()) {
+    const info = alerts?.services?.[row.name];
+    const el = row.el.querySelector(".alert");
+    const parts = [];
+    if (info?.maintenance_until_ms) parts.push(`maintenance until ${stamp.format(info.maintenance_until_ms)}`);
+    if (info?.firing) parts.push(`alert firing since ${stamp.format(info.firing.since_ms)}`);
+    const last = info?.last;
+    if (last) {
+      const when = last.at_ms ? ` at ${stamp.format(last.at_ms)}` : "";
+      parts.push(`last ${last.kind} notice to ${last.receiver}: ${last.state}${when}`);
+    }
+    el.textContent = parts.join(" · ");
+    el.title = last?.outcome ?? "";
+    el.hidden = parts.length === 0;
+    el.dataset.firing = Boolean(info?.firing);
+    el.dataset.maintenance = Boolean(info?.maintenance_until_ms);
+  }
+}
+
 function upstreamsSoon(current) {
   if (current.upstreamsTimer) return;
   current.upstreamsTimer = setTimeout(() => {
@@ -546,6 +580,7 @@ function start(endpoint) {
   view = current;
   refresh(current);
   loadInstance(current);
+  loadAlerts(current);
 }
 
 $("#endpoint-form").addEventListener("submit", (event) => {
@@ -562,6 +597,7 @@ setInterval(tick, 1000);
 // Errors and latencies change without a status change; refresh them while there are any.
 setInterval(() => view?.monitors && loadUpstreams(view), UPSTREAMS_EVERY_MS);
 setInterval(() => view && loadInstance(view), INSTANCE_EVERY_MS);
+setInterval(() => view && loadAlerts(view), ALERTS_EVERY_MS);
 // Rows in view whose history has grown old.
 setInterval(() => {
   for (const row of view?.visible ?? []) wantHistory(view, row);

@@ -10,6 +10,10 @@
 //! - `DELETE /services?name=NAME`: remove it (Check then answers NOT_FOUND).
 //! - `POST /shutdown`: every service NOT_SERVING, later changes ignored.
 //! - `POST /resume`: every service SERVING, changes accepted again.
+//! - `GET /maintenance`: the maintenance windows open now, configured and ad hoc.
+//! - `POST /maintenance` with `{"services": ["db-*"], "duration": "30m",
+//!   "reason": "..."}`: opens a window now; its alerts are held until it ends.
+//! - `DELETE /maintenance/ID`: ends an ad hoc window now.
 //!
 //! Off unless `--admin-listen` is given, and loopback-only unless the operator
 //! also passes `--admin-allow-remote`. Every request passes [`guard`] first: no
@@ -26,24 +30,102 @@ use axum::{
     extract::{Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{delete, get, post},
 };
 use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::{
+    alert::{
+        maintenance::{Maintenance, OpenError},
+        now_ms,
+    },
     registry::{Cause, HealthRegistry, Reason, RegistryError},
     status::StatusWord,
 };
 
 /// The admin API's routes, behind `guard`.
-pub fn router(registry: HealthRegistry, guard: guard::Guard) -> Router {
+pub fn router(registry: HealthRegistry, maintenance: Maintenance, guard: guard::Guard) -> Router {
+    let windows = Router::new()
+        .route("/maintenance", get(windows).post(open_window))
+        .route("/maintenance/{id}", delete(end_window))
+        .with_state(maintenance);
     Router::new()
         .route("/services", get(list).put(set).delete(remove))
         .route("/shutdown", post(shutdown))
         .route("/resume", post(resume))
         .with_state(registry)
+        .merge(windows)
         .layer(axum::middleware::from_fn_with_state(guard, guard::check))
+}
+
+async fn windows(State(maintenance): State<Maintenance>) -> Response {
+    let now = now_ms();
+    if let Err(error) = maintenance.refresh(now).await {
+        return store_error(&error);
+    }
+    axum::Json(serde_json::json!({ "windows": maintenance.list(now) })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewWindow {
+    services: Vec<String>,
+    #[serde(deserialize_with = "crate::upstream::duration")]
+    duration: std::time::Duration,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn open_window(State(maintenance): State<Maintenance>, body: Bytes) -> Response {
+    let window: NewWindow = match serde_json::from_slice(&body) {
+        Ok(window) => window,
+        Err(error) => {
+            let shape = r#"send {"services": ["db-*"], "duration": "30m", "reason": "..."}"#;
+            return (StatusCode::BAD_REQUEST, format!("{error}: {shape}\n")).into_response();
+        }
+    };
+    let opened = maintenance
+        .add(window.services, window.duration, window.reason, now_ms())
+        .await;
+    match opened {
+        Ok(w) => (
+            StatusCode::CREATED,
+            axum::Json(serde_json::json!({
+                "id": w.id, "services": w.services, "start_ms": w.start_ms,
+                "end_ms": w.end_ms, "reason": w.reason,
+            })),
+        )
+            .into_response(),
+        Err(OpenError::Store(error)) => store_error(&error),
+        Err(error @ OpenError::Full(_)) => {
+            (StatusCode::CONFLICT, format!("{error}\n")).into_response()
+        }
+        Err(error) => (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response(),
+    }
+}
+
+async fn end_window(
+    State(maintenance): State<Maintenance>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    match maintenance.end(&id, now_ms()).await {
+        Ok(Some(_)) => format!("maintenance window {id} ended\n").into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            format!("no maintenance window {id:?} (GET /maintenance lists them)\n"),
+        )
+            .into_response(),
+        Err(error) => store_error(&error),
+    }
+}
+
+fn store_error(error: &crate::history::StoreError) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the history store cannot be used now: {error}\n"),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]

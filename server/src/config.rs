@@ -20,6 +20,11 @@
 //! ca = "db-ca.pem"
 //! ```
 //!
+//! `[[alert]]` receivers and `[[alert_rule]]` rules (see [`crate::alert::config`])
+//! say who hears of an outage, `[[maintenance]]` windows when they do not
+//! (see [`crate::alert::maintenance`]), with `public_url`, the page's address, for links
+//! (read at start only).
+//!
 //! A flag wins over the file for the same name. On reload, a service the file no
 //! longer names is removed; one set through the admin API and never named by the
 //! flags or the file is left alone. A file that fails to load changes nothing.
@@ -34,6 +39,7 @@ use healthweb_proto::pb::health_check_response::ServingStatus;
 use serde::Deserialize;
 
 use crate::{
+    alert::{Receiver, Rule, maintenance::Scheduled},
     history::{HistorySettings, Location},
     registry::{Cause, HealthRegistry, Reason, RegistryError},
     status::{ServiceStatus, StatusWord},
@@ -52,6 +58,17 @@ pub struct ConfigFile {
     pub upstream: Vec<UpstreamConfig>,
     /// Where history is kept.
     pub history: Option<HistoryTable>,
+    /// Alert receivers.
+    #[serde(default)]
+    pub alert: Vec<Receiver>,
+    /// Alert rules.
+    #[serde(default)]
+    pub alert_rule: Vec<Rule>,
+    /// The status page's public address, for the alerts' links.
+    pub public_url: Option<String>,
+    /// Maintenance windows.
+    #[serde(default)]
+    pub maintenance: Vec<Scheduled>,
 }
 
 /// The `[history]` table.
@@ -142,6 +159,27 @@ impl ConfigFile {
                 return Err(invalid(format!(
                     "the name {:?} is used twice",
                     upstream.name
+                )));
+            }
+        }
+        let mut receivers = std::collections::BTreeSet::new();
+        for receiver in &file.alert {
+            if !receivers.insert(&receiver.name) {
+                return Err(invalid(format!(
+                    "two [[alert]] receivers are named {:?}",
+                    receiver.name
+                )));
+            }
+        }
+        let mut rules = std::collections::BTreeSet::new();
+        for rule in &file.alert_rule {
+            if let Some(problem) = rule.problem(&file.alert) {
+                return Err(invalid(problem));
+            }
+            if !rules.insert(&rule.name) {
+                return Err(invalid(format!(
+                    "two [[alert_rule]] rules are named {:?}",
+                    rule.name
                 )));
             }
         }

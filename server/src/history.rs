@@ -17,13 +17,15 @@
 //! start if it cannot be used; memory; or a PostgreSQL database.
 //!
 //! # Layout
-//! - `store`: the [`Store`] trait and its rows.
+//! - `store`: the [`Store`] trait and its rows; `alert_store`: the alerts' part
+//!   of a store ([`AlertStore`]: alert states, the outbox, maintenance windows).
 //! - `sqlite`, `postgres`: the two stores.
 //! - `recorder`: what hears the registry, and the writer task.
 //! - `state`: how the store is doing, for `/metrics` and the page.
 //! - `uptime`: windows and buckets from a timeline.
 //! - `service`: the `healthweb.v1.History` gRPC service.
 
+pub mod alert_store;
 pub mod postgres;
 pub mod recorder;
 pub mod service;
@@ -40,6 +42,7 @@ use std::{
 
 use healthweb_client::native::TlsSettings;
 
+pub use alert_store::AlertStore;
 pub use postgres::{PgSettings, Postgres};
 pub use recorder::Recorder;
 pub use state::StoreState;
@@ -147,6 +150,7 @@ impl Default for HistorySettings {
 #[derive(Clone)]
 pub struct History {
     store: Arc<dyn Store>,
+    alerts: Arc<dyn AlertStore>,
 }
 
 impl std::fmt::Debug for History {
@@ -208,9 +212,11 @@ impl History {
                 "sqlite"
             };
             state.opened(kind, store.describe(), fallback);
+            let store = Arc::new(store);
             Opened {
                 history: History {
-                    store: Arc::new(store),
+                    store: store.clone(),
+                    alerts: store,
                 },
                 postgres: None,
             }
@@ -256,6 +262,7 @@ impl History {
                 Ok(Opened {
                     history: History {
                         store: store.clone(),
+                        alerts: store.clone(),
                     },
                     postgres: Some(store),
                 })
@@ -265,8 +272,10 @@ impl History {
 
     /// A history in memory only (for a program that assembles the routes itself).
     pub fn memory() -> Result<Self, StoreError> {
+        let store = Arc::new(sqlite::Sqlite::memory()?);
         Ok(Self {
-            store: Arc::new(sqlite::Sqlite::memory()?),
+            store: store.clone(),
+            alerts: store,
         })
     }
 
@@ -278,6 +287,11 @@ impl History {
     /// The store, for the writer.
     pub fn shared(&self) -> Arc<dyn Store> {
         self.store.clone()
+    }
+
+    /// The store's alert tables, for the alerts.
+    pub fn alerts(&self) -> Arc<dyn AlertStore> {
+        self.alerts.clone()
     }
 }
 

@@ -29,11 +29,14 @@
 //! - [`history`]: every status change, kept in SQLite or PostgreSQL, and the
 //!   History service; [`fleet`]: replicas sharing one PostgreSQL;
 //!   [`badge`]: status badges; [`metrics`]: `/metrics`.
+//! - [`alert`]: alert receivers and rules, the engine fed by the registry, and
+//!   delivery from the store's outbox.
 //! - [`admin`]: the admin HTTP API.
 //! - [`status`]: the status words people type.
 //! - [`tls`]: the server's rustls configuration, mTLS included.
 
 pub mod admin;
+pub mod alert;
 pub mod badge;
 pub mod config;
 pub mod cors;

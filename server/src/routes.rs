@@ -83,12 +83,15 @@ pub fn app(
     ))
     .accept_compressed(Gzip)
     .max_decoding_message_size(max);
-    let history = HistoryServer::new(HistoryService::new(
-        state.history.clone(),
-        state.registry.clone(),
-        settings.health.max_service_name,
-        settings.history.timeout,
-    ))
+    let history = HistoryServer::new(
+        HistoryService::new(
+            state.history.clone(),
+            state.registry.clone(),
+            settings.health.max_service_name,
+            settings.history.timeout,
+        )
+        .with_maintenance(state.maintenance.clone()),
+    )
     .accept_compressed(Gzip)
     .max_decoding_message_size(max);
     let reflection = || {

@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     admin,
+    alert::{AlertSettings, Alerting, Alerts},
     config::{ConfigError, Configured},
     fleet::{self, Fleet},
     history::{
@@ -71,6 +72,8 @@ pub struct Server {
     upstreams: Vec<UpstreamConfig>,
     /// With history in PostgreSQL: what the fleet's tasks start with.
     fleet: Option<fleet::Parts>,
+    /// The alert engine and senders, with the store they keep their state in.
+    alerts: Alerting,
 }
 
 /// The sockets a [`Server`] serves: the one port, and the admin API's.
@@ -119,15 +122,27 @@ impl Server {
             return Err(SettingsError::LeasePeriod(settings.replica.lease_period));
         }
         let mut configured = Configured::new(settings.services.clone(), settings.config.clone());
-        // The file's [history], read before anything is recorded: flags win.
+        let replica = settings.replica.name();
+        // The file's [history], read before anything is recorded: flags win;
+        // and its alerts.
+        let mut alerting = AlertSettings {
+            replica: replica.clone(),
+            lease_period: settings.replica.lease_period,
+            retention: settings.history.retention,
+            ..AlertSettings::default()
+        };
         if let Some(path) = configured.file() {
             let file = crate::config::ConfigFile::load(path)?;
             if let Some(table) = file.history {
                 table.fill(&mut settings.history);
             }
+            alerting.receivers = file.alert;
+            alerting.rules = file.alert_rule;
+            alerting.public_url = file.public_url;
+            alerting.windows = file.maintenance;
         }
+        let alerts = Alerts::new(alerting);
         let shared = matches!(settings.history.location, Location::Postgres(_));
-        let replica = settings.replica.name();
         let instance = instance_id();
         let state = StoreState::default();
         let scope = Scope {
@@ -136,10 +151,15 @@ impl Server {
             fleet: shared,
         };
         let recorder = Arc::new(Recorder::new(scope, settings.history.buffer, state.clone()));
-        let metrics = Metrics::with_collectors(vec![Box::new(state.clone())]);
+        let metrics =
+            Metrics::with_collectors(vec![Box::new(state.clone()), Box::new(alerts.metrics())]);
         let drained = fleet::Drained::default();
         let mut observers: Vec<Arc<dyn Observer>> =
             vec![recorder.clone(), Arc::new(metrics.clone())];
+        // Without a rule nothing reads the changes: they are not queued.
+        if alerts.is_enabled() {
+            observers.push(alerts.observer());
+        }
         if shared {
             observers.push(Arc::new(drained.clone()));
         }
@@ -185,7 +205,9 @@ impl Server {
             }
         };
         let draining = CancellationToken::new();
+        let alerts = alerts.with_store(opened.history.alerts());
         let state = WebState {
+            maintenance: Some(alerts.maintenance()),
             registry: registry.clone(),
             upstreams: monitor.reports(),
             history: opened.history,
@@ -216,6 +238,7 @@ impl Server {
             }))),
             upstreams,
             fleet,
+            alerts,
         })
     }
 
@@ -265,15 +288,19 @@ impl Server {
             reloader,
             upstreams,
             fleet,
+            alerts,
             ..
         } = self;
+        // Until the shutdown begins, when the leases go back to the fleet.
+        let maintenance = alerts.maintenance();
+        let alerting = alerts.start(registry.clone(), shutdown.clone());
         reloader.monitor(|monitor| monitor.apply(&upstreams));
         let fleet = fleet.map(|parts| Fleet::start(parts, Arc::new(reloader.clone())));
         if let Some(listener) = listeners.admin
             && let Ok(addr) = listener.local_addr()
         {
             let guard = admin::guard::Guard::new(addr, admin_token);
-            let router = admin::router(registry.clone(), guard);
+            let router = admin::router(registry.clone(), maintenance, guard);
             let stop = draining.clone().cancelled_owned();
             tokio::spawn(async move {
                 if let Err(error) = axum::serve(listener, router)
@@ -300,6 +327,9 @@ impl Server {
         match fleet {
             Some(fleet) => fleet.stop().await,
             None => reloader.monitor(Monitor::stop),
+        }
+        for task in alerting {
+            let _ = task.await;
         }
         // The shutdown's own changes are written, and the stop marked clean.
         writer.stop().await;

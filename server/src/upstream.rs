@@ -126,7 +126,8 @@ mod defaults {
     }
 }
 
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+/// A duration as people write it (`"500ms"`, `"5s"`), for the config file.
+pub(crate) fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(deserializer)?;
     humantime::parse_duration(&text).map_err(|e| {
         serde::de::Error::custom(format!(

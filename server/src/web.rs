@@ -27,6 +27,7 @@ use serde::Deserialize;
 use tower_http::services::ServeDir;
 
 use crate::{
+    alert::maintenance::Maintenance,
     badge::Badge,
     fleet::View,
     history::{History, StoreState, now_ms, uptime},
@@ -48,6 +49,8 @@ pub struct WebState {
     pub metrics: Metrics,
     /// What `/instance` shows.
     pub instance: Instance,
+    /// The maintenance windows, for `/alerts` (none: no windows).
+    pub maintenance: Option<Maintenance>,
 }
 
 /// This instance: its name, its history store's health, the fleet it sees.
@@ -84,6 +87,7 @@ pub fn router(www: &Path, state: WebState) -> Router {
         .route("/badge/{*file}", get(badge))
         .route("/metrics", get(metrics))
         .route("/instance", get(instance))
+        .route("/alerts", get(alerts))
         .with_state(state)
         .fallback_service(
             ServeDir::new(www)
@@ -125,6 +129,54 @@ async fn instance(State(state): State<WebState>) -> Response<Body> {
         "fleet": fleet.as_ref().map(View::snapshot),
     });
     no_store(axum::Json(body).into_response())
+}
+
+/// Per service: the alert firing (rule, since), the last notification's fate,
+/// and the maintenance window over it; for the page.
+async fn alerts(State(state): State<WebState>) -> Response<Body> {
+    let store = state.history.alerts();
+    let now = now_ms();
+    let week = 7 * 24 * 3600 * 1000;
+    let (firing, notices) =
+        match tokio::join!(store.alert_states(), store.recent_notices(now - week)) {
+            (Ok(firing), Ok(notices)) => (firing, notices),
+            (Err(error), _) | (_, Err(error)) => {
+                let message = format!("the history store cannot be used now: {error}\n");
+                return (StatusCode::SERVICE_UNAVAILABLE, message).into_response();
+            }
+        };
+    let mut services = serde_json::Map::new();
+    for name in state.registry.list().into_keys() {
+        let alert = firing.iter().find(|a| a.service == name);
+        // The newest notification about it (they come oldest first).
+        let last = notices.iter().rev().find(|n| n.notice.service == name);
+        let until = state.maintenance.as_ref().and_then(|m| m.until(&name, now));
+        if alert.is_none() && last.is_none() && until.is_none() {
+            continue;
+        }
+        services.insert(
+            name,
+            serde_json::json!({
+                "firing": alert.map(|a| serde_json::json!({
+                    "rule": a.rule, "since_ms": a.since_ms, "fired_ms": a.fired_ms,
+                })),
+                "last": last.map(|n| serde_json::json!({
+                    "kind": n.notice.kind, "receiver": n.notice.receiver,
+                    "state": n.state.as_str(), "attempts": n.attempts,
+                    "at_ms": n.last_ms, "outcome": n.outcome,
+                })),
+                "maintenance_until_ms": until,
+            }),
+        );
+    }
+    let windows = state
+        .maintenance
+        .as_ref()
+        .map(|m| m.list(now))
+        .unwrap_or_default();
+    no_store(
+        axum::Json(serde_json::json!({ "services": services, "windows": windows })).into_response(),
+    )
 }
 
 async fn metrics(State(state): State<WebState>) -> Response<Body> {

@@ -2,8 +2,8 @@
 # The browser tests, against a real `healthweb serve`:
 #   1. the wasm client's JavaScript API, with wasm-bindgen-test in headless Chromium,
 #      once per browser build: the default (tonic-web-wasm-client) and fetch-lite;
-#   2. the status page end to end, with playwright-core (e2e.mjs), on each build as it
-#      ships (web-client/build.sh);
+#   2. the status page end to end, with playwright-core (e2e.mjs, and alerts.mjs for
+#      alerts and maintenance windows), on each build as it ships (web-client/build.sh);
 #   3. the module embedded in a Vite app (vite-app/), built and opened in Chromium.
 # Needs cargo with the wasm32-unknown-unknown target, wasm-pack, wasm-bindgen-cli at the
 # version in Cargo.lock, curl, node and npm; installs Chromium with apt when missing.
@@ -134,6 +134,8 @@ if [ ! -d "$here/node_modules/playwright-core" ]; then
   (cd "$here" && timeout 300 npm ci --no-audit --no-fund)
 fi
 timeout 600 node "$here/e2e.mjs"
+# Alerts and maintenance windows on the page.
+timeout 300 node "$here/alerts.mjs"
 
 # The same page on the fetch-lite module as it ships, so both wasm-opt'd builds run.
 web-client/build.sh web www/pkg-lite lite

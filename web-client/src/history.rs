@@ -161,6 +161,7 @@ mod tests {
                 worst: 2,
                 until_unix_ms: 1_700_000_000_000,
                 replica: "web-1".into(),
+                in_maintenance: true,
             }],
             truncated: true,
         }

@@ -82,6 +82,7 @@ const TRANSITION: &[Field] = &[
     (7, "worst", Status),
     (8, "untilUnixMs", Number),
     (9, "replica", Text),
+    (10, "inMaintenance", Bool),
 ];
 const UPTIME: &[Field] = &[
     (1, "day", Message(WINDOW)),

@@ -93,6 +93,8 @@ export interface Transition {
   untilUnixMs: number;
   /** The healthweb replica that saw the change (its `--replica-id`). */
   replica: string;
+  /** Whether it happened inside a maintenance window over the service (its alerts held); absent when false. */
+  inMaintenance?: boolean;
 }
 
 /** How much of a window the service was SERVING. */

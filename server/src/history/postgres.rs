@@ -35,8 +35,13 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::store::{Batch, MinuteRow, Row, Store, StoreError, UncleanStop, Written};
 
+mod alerts;
+
 /// The migrations, in order; `healthweb_schema` holds the versions applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_replicas.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_replicas.sql"),
+    include_str!("../../migrations/postgres/0002_alerts.sql"),
+];
 
 /// Advisory lock keys: migrating, pruning.
 const MIGRATE_LOCK: i64 = 0x6865_616c_7468_7701;

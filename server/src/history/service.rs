@@ -15,7 +15,7 @@ use healthweb_proto::{
 use tonic::{Request, Response, Status};
 
 use super::{History, Row, StoreError, now_ms, uptime};
-use crate::registry::HealthRegistry;
+use crate::{alert::maintenance::Maintenance, registry::HealthRegistry};
 
 /// Most transitions one call returns.
 pub const MAX_LIMIT: u32 = 1000;
@@ -32,6 +32,7 @@ pub struct HistoryService {
     registry: HealthRegistry,
     max_service_name: usize,
     timeout: Duration,
+    maintenance: Option<Maintenance>,
 }
 
 impl HistoryService {
@@ -48,7 +49,14 @@ impl HistoryService {
             registry,
             max_service_name,
             timeout,
+            maintenance: None,
         }
+    }
+
+    /// Marks the transitions inside `maintenance`'s windows.
+    pub fn with_maintenance(mut self, maintenance: Option<Maintenance>) -> Self {
+        self.maintenance = maintenance;
+        self
     }
 
     /// Checks `service`'s name, and that it exists: registered now, or with history.
@@ -103,6 +111,7 @@ fn transition(row: Row) -> Transition {
         worst: row.worst,
         until_unix_ms: row.until_ms,
         replica: row.replica,
+        in_maintenance: false,
     }
 }
 
@@ -147,8 +156,17 @@ impl history_server::History for HistoryService {
         let (rows, truncated) = self
             .answer(store.transitions(&service, since, until, limit))
             .await?;
+        let mut transitions: Vec<Transition> = rows.into_iter().map(transition).collect();
+        if let (Some(maintenance), Some(oldest)) = (&self.maintenance, transitions.last()) {
+            let inside = self
+                .answer(maintenance.marker(&service, oldest.at_unix_ms))
+                .await?;
+            for t in &mut transitions {
+                t.in_maintenance = inside(t.at_unix_ms);
+            }
+        }
         Ok(Response::new(TransitionsResponse {
-            transitions: rows.into_iter().map(transition).collect(),
+            transitions,
             truncated,
         }))
     }

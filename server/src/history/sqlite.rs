@@ -19,10 +19,13 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
 use super::store::{Batch, MinuteRow, Row, Store, StoreError, UncleanStop, Written};
 
+mod alerts;
+
 /// The migrations, in order; `user_version` counts how many were applied.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_history.sql"),
     include_str!("../../migrations/sqlite/0002_events.sql"),
+    include_str!("../../migrations/sqlite/0003_alerts.sql"),
 ];
 
 /// A history in SQLite, shared by the writer and the readers.

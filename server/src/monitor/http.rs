@@ -7,12 +7,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use healthweb_client::native::{self, Connector, Target};
 use http::{Request, Uri, header::USER_AGENT, uri::Scheme};
-use http_body_util::Empty;
+use http_body_util::Full;
 use hyper_util::{client::legacy, rt::TokioExecutor};
 
 /// A GET of one URL, again and again.
 pub struct HttpProbe {
-    client: legacy::Client<Connector, Empty<Bytes>>,
+    // The alert senders' body type too: one hyper client in the binary.
+    client: legacy::Client<Connector, Full<Bytes>>,
     uri: Uri,
     user_agent: Option<String>,
 }
@@ -38,7 +39,7 @@ impl HttpProbe {
         if let Some(agent) = &self.user_agent {
             request = request.header(USER_AGENT, agent);
         }
-        let request = request.body(Empty::new()).map_err(|e| e.to_string())?;
+        let request = request.body(Full::default()).map_err(|e| e.to_string())?;
         match tokio::time::timeout(timeout, self.client.request(request)).await {
             Ok(Ok(response)) => Ok(response.status().as_u16()),
             Ok(Err(error)) => Err(native::error_chain(&error)),

@@ -9,10 +9,12 @@
 //! - `check`: `healthweb check`, the probe; also what the binary runs when it is
 //!   called `grpc_health_probe`. `go_flags`: its flags in Go's spelling too.
 //! - `admin`: `healthweb set` and `healthweb remove`, the admin API's client.
+//! - `alert`: `healthweb alert test`, a test notification to a receiver.
 //! - `signals`: SIGTERM, ctrl-c and SIGHUP.
 //! - `exit`: the exit codes.
 
 mod admin;
+mod alert;
 mod check;
 mod exit;
 mod go_flags;
@@ -46,6 +48,9 @@ enum Command {
     /// Exit codes: 0 SERVING, 1 bad arguments, 2 connection failure, 3 RPC failure,
     /// 4 not SERVING.
     Check(Box<check::CheckArgs>),
+    /// Alert receivers: `alert test RECEIVER --config FILE` sends a test notification.
+    #[command(subcommand)]
+    Alert(alert::AlertCommand),
 }
 
 /// jemalloc, with a background thread that returns freed pages within about a second
@@ -122,6 +127,7 @@ fn main() -> ExitCode {
             Command::Set(args) => admin::set(args).await,
             Command::Remove(args) => admin::remove(args).await,
             Command::Check(args) => check::run(*args).await,
+            Command::Alert(command) => alert::run(command).await,
         }
     });
     // Connections past the grace are dropped with the runtime, not waited for.
