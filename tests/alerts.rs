@@ -18,7 +18,7 @@ use axum::{
     routing::post,
 };
 use healthweb_proto::{
-    history::{TransitionsRequest, history_client::HistoryClient},
+    history::{TransitionsRequest, UptimeRequest, history_client::HistoryClient},
     pb::{HealthCheckRequest, health_check_response::ServingStatus},
 };
 use healthweb_server::alert::deliver::signature;
@@ -704,4 +704,29 @@ duration = "1h"
         ServingStatus::Serving as i32,
     );
     assert_eq!(marks, [(not, true), (serving, false)]);
+
+    // Uptime reports the windows apart: db-main was down only inside its window,
+    // so none of its time counts as down; db-other is down past the end of its own.
+    let day = |service: &str| {
+        runtime.block_on(async {
+            let channel = tonic::transport::Channel::from_shared(server.url()).unwrap();
+            let mut history = HistoryClient::new(channel.connect().await.unwrap());
+            let request = UptimeRequest {
+                service: service.into(),
+                ..Default::default()
+            };
+            let reply = history.uptime(request).await.unwrap().into_inner();
+            reply.day.unwrap()
+        })
+    };
+    let main = day("db-main");
+    assert!(
+        main.maintenance_ms > 0 && main.recorded_ms == 0,
+        "db-main: {main:?}"
+    );
+    let other = day("db-other");
+    assert!(
+        other.maintenance_ms > 0 && other.recorded_ms > 0 && other.serving < 1.0,
+        "db-other: {other:?}"
+    );
 }

@@ -312,9 +312,12 @@ function drawHistory(row, { transitions, truncated, uptime, latency }) {
     const span = document.createElement("span");
     const recorded = window.recordedMs > 0;
     span.textContent = `${label} ${recorded ? percent(window.serving) : "–"}`;
+    const held = window.maintenanceMs > 0
+      ? `; ${ago(window.maintenanceMs)} in maintenance, counted apart` : "";
     span.title = recorded
-      ? `Serving ${percent(window.serving)} of the ${ago(window.recordedMs)} recorded in the last ${label}`
-      : `Nothing recorded in the last ${label}`;
+      ? `Serving ${percent(window.serving)} of the ${ago(window.recordedMs)} recorded in the last ${label}${held}`
+      : `Nothing recorded in the last ${label}${held}`;
+    if (held) span.dataset.maintenance = window.maintenanceMs;
     return i === 0 ? [span] : [" · ", span];
   }));
 

@@ -198,7 +198,7 @@ async fn badge(State(state): State<WebState>, UrlPath(file): UrlPath<String>) ->
     };
     let status = state.registry.check(service);
     let uptime = match status {
-        Some(_) => day_uptime(state.history.clone(), service.to_owned()).await,
+        Some(_) => day_uptime(&state, service).await,
         None => None,
     };
     let badge = Badge::new(service, status.map(|s| s.as_str_name()), uptime);
@@ -220,14 +220,21 @@ async fn badge(State(state): State<WebState>, UrlPath(file): UrlPath<String>) ->
     response
 }
 
-/// The last 24 hours' uptime, if history has recorded any of them (and answers
-/// within a second: a badge never waits on a store that is away).
-async fn day_uptime(history: History, service: String) -> Option<f64> {
+/// The last 24 hours' uptime, maintenance apart, if history has recorded any of
+/// them (and answers within a second: a badge never waits on a store that is away).
+async fn day_uptime(state: &WebState, service: &str) -> Option<f64> {
     let now = now_ms();
     let day = 24 * 3600 * 1000;
-    let rows = history.store().timeline(&service, now - day, now + 1);
+    let rows = state.history.store().timeline(service, now - day, now + 1);
     let rows = tokio::time::timeout(BADGE_WAIT, rows).await.ok()?.ok()?;
-    let span = uptime::span(&rows, now - day, now);
+    let held = match &state.maintenance {
+        Some(m) => {
+            let held = m.intervals(service, now - day, now);
+            tokio::time::timeout(BADGE_WAIT, held).await.ok()?.ok()?
+        }
+        None => Vec::new(),
+    };
+    let span = uptime::span(&rows, now - day, now, &held);
     (span.recorded_ms > 0).then(|| span.serving())
 }
 

@@ -92,7 +92,11 @@ const UPTIME: &[Field] = &[
     (5, "current", Status),
     (6, "recordedSinceUnixMs", Number),
 ];
-const WINDOW: &[Field] = &[(1, "serving", Double), (2, "recordedMs", Number)];
+const WINDOW: &[Field] = &[
+    (1, "serving", Double),
+    (2, "recordedMs", Number),
+    (3, "maintenanceMs", Number),
+];
 const BUCKET: &[Field] = &[
     (1, "startUnixMs", Number),
     (2, "endUnixMs", Number),

@@ -103,6 +103,8 @@ export interface UptimeWindow {
   serving: number;
   /** How much of the window history covers, in milliseconds: 0 means no data. */
   recordedMs: number;
+  /** Time inside maintenance windows, in milliseconds: apart, neither up nor down. */
+  maintenanceMs: number;
 }
 
 /** One slice of the uptime bar. */

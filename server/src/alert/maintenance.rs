@@ -149,41 +149,55 @@ impl Scheduled {
     /// The occurrence that holds `now_ms`: (start, end), Unix milliseconds.
     fn current(&self, now_ms: i64) -> Option<(i64, i64)> {
         let length = self.duration.as_millis() as i64;
-        let start = match self.start {
-            Start::Once(at) => Some(at),
+        self.occurrences(now_ms - length, now_ms + 1)
+            .into_iter()
+            .find(|&(start, end)| start <= now_ms && now_ms < end)
+    }
+
+    /// Every occurrence that overlaps `[from_ms, to_ms)`, oldest first.
+    fn occurrences(&self, from_ms: i64, to_ms: i64) -> Vec<(i64, i64)> {
+        let length = self.duration.as_millis() as i64;
+        let overlaps = |start: i64| start < to_ms && from_ms < start + length;
+        match self.start {
+            Start::Once(at) => overlaps(at)
+                .then_some((at, at + length))
+                .into_iter()
+                .collect(),
             Start::Daily(minutes) => {
-                // The latest start at or before now: look back as far as the
-                // window is long, day by day, in the zone's local time.
-                let back = length / DAY_MS + 1;
-                (0..=back).find_map(|days_ago| {
-                    let local = DateTime::from_timespec(
-                        (now_ms - days_ago * DAY_MS).div_euclid(1000),
-                        0,
-                        self.zone.as_ref(),
-                    )
-                    .ok()?;
-                    if !self.days[usize::from(local.week_day())] {
-                        return None;
-                    }
-                    let at = DateTime::find(
-                        local.year(),
-                        local.month(),
-                        local.month_day(),
-                        (minutes / 60) as u8,
-                        (minutes % 60) as u8,
-                        0,
-                        0,
-                        self.zone.as_ref(),
-                    )
-                    .ok()?
-                    .earliest()?
-                    .unix_time()
-                        * 1000;
-                    (at <= now_ms && now_ms < at + length).then_some(at)
-                })
+                // Each local day whose start may overlap: from as far back as the
+                // window is long, to the day after `to_ms` (time zones move days).
+                let first = (from_ms - length).div_euclid(DAY_MS) - 1;
+                let last = to_ms.div_euclid(DAY_MS) + 1;
+                let mut starts: Vec<i64> = (first..=last)
+                    .filter_map(|day| self.start_on(day * DAY_MS + DAY_MS / 2, minutes))
+                    .filter(|&start| overlaps(start))
+                    .collect();
+                starts.dedup();
+                starts.into_iter().map(|s| (s, s + length)).collect()
             }
-        }?;
-        (start <= now_ms && now_ms < start + length).then_some((start, start + length))
+        }
+    }
+
+    /// The start on the local day that holds `at_ms`, if that day is one of the
+    /// window's days.
+    fn start_on(&self, at_ms: i64, minutes: u32) -> Option<i64> {
+        let local = DateTime::from_timespec(at_ms.div_euclid(1000), 0, self.zone.as_ref()).ok()?;
+        if !self.days[usize::from(local.week_day())] {
+            return None;
+        }
+        let start = DateTime::find(
+            local.year(),
+            local.month(),
+            local.month_day(),
+            (minutes / 60) as u8,
+            (minutes % 60) as u8,
+            0,
+            0,
+            self.zone.as_ref(),
+        )
+        .ok()?
+        .earliest()?;
+        Some(start.unix_time() * 1000)
     }
 }
 
@@ -351,6 +365,47 @@ impl Maintenance {
         })
     }
 
+    /// The stretches of `[from_ms, to_ms)` that windows covering `service` held,
+    /// sorted and merged: uptime reports them apart. The configured windows, and
+    /// the ad hoc ones the store still has.
+    pub async fn intervals(
+        &self,
+        service: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let mut all: Vec<(i64, i64)> = self
+            .store
+            .windows(from_ms)
+            .await?
+            .into_iter()
+            .filter(|w| {
+                w.services
+                    .iter()
+                    .any(|s| glob::Pattern::new(s).is_ok_and(|p| p.matches(service)))
+            })
+            .map(|w| (w.start_ms, w.end_ms))
+            .collect();
+        for s in self.scheduled.iter() {
+            if s.services.iter().any(|g| g.matches(service)) {
+                all.extend(s.occurrences(from_ms, to_ms));
+            }
+        }
+        all.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(all.len());
+        for (start, end) in all {
+            let (start, end) = (start.max(from_ms), end.min(to_ms));
+            if start >= end {
+                continue;
+            }
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        Ok(merged)
+    }
+
     /// Reads the ad hoc windows from the store again (another replica may have
     /// opened or ended one).
     pub async fn refresh(&self, now_ms: i64) -> Result<(), StoreError> {
@@ -465,6 +520,14 @@ mod tests {
         let w = parse("start = \"23:30\"\nduration = \"1h\"\ndays = [\"fri\"]\n").unwrap();
         assert!(w.current(ms("2026-12-05T00:10:00Z")).is_some());
         assert!(w.current(ms("2026-12-06T00:10:00Z")).is_none());
+        // Uptime's view: every occurrence over two weeks, the one cut at each end too.
+        let fridays = w.occurrences(ms("2026-12-05T00:00:00Z"), ms("2026-12-19T00:10:00Z"));
+        let starts = [
+            "2026-12-04T23:30:00Z",
+            "2026-12-11T23:30:00Z",
+            "2026-12-18T23:30:00Z",
+        ];
+        assert_eq!(fridays, starts.map(|s| (ms(s), ms(s) + 3_600_000)).to_vec());
     }
 
     #[test]

@@ -119,6 +119,7 @@ fn window(span: uptime::Span) -> Window {
     Window {
         serving: span.serving(),
         recorded_ms: span.recorded_ms,
+        maintenance_ms: span.maintenance_ms,
     }
 }
 
@@ -206,16 +207,23 @@ impl history_server::History for HistoryService {
             .answer(store.timeline(&service, now - 30 * DAY_MS, now + 1))
             .await?;
         let since = self.answer(store.first_ms(&service)).await?.unwrap_or(now);
+        let held = match &self.maintenance {
+            Some(m) => {
+                self.answer(m.intervals(&service, now - 30 * DAY_MS, now))
+                    .await?
+            }
+            None => Vec::new(),
+        };
         // Each window's rows: the one in effect at its start, then the rest.
         let from = |start: i64| {
             let first = rows.partition_point(|r| r.at_ms <= start).saturating_sub(1);
             &rows[first..]
         };
         let (day, week, month, bars) = (
-            uptime::span(from(now - DAY_MS), now - DAY_MS, now),
-            uptime::span(from(now - 7 * DAY_MS), now - 7 * DAY_MS, now),
-            uptime::span(&rows, now - 30 * DAY_MS, now),
-            uptime::buckets(&rows, now - span_ms, now, buckets),
+            uptime::span(from(now - DAY_MS), now - DAY_MS, now, &held),
+            uptime::span(from(now - 7 * DAY_MS), now - 7 * DAY_MS, now, &held),
+            uptime::span(&rows, now - 30 * DAY_MS, now, &held),
+            uptime::buckets(&rows, now - span_ms, now, buckets, &held),
         );
         Ok(Response::new(UptimeResponse {
             day: Some(window(day)),

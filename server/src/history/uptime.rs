@@ -5,6 +5,8 @@
 //! flapping service) count as their worst status from `at_ms` to `until_ms`, and
 //! as `to` after. Time in SERVICE_UNKNOWN (not registered, or before history
 //! begins) is not recorded time: uptime is SERVING time over recorded time.
+//! Time inside a maintenance window is reported apart: neither recorded nor
+//! SERVING, and no part of the worst status.
 
 use healthweb_proto::pb::health_check_response::ServingStatus;
 
@@ -21,6 +23,9 @@ pub struct Span {
     pub worst: Option<i32>,
     /// Changes that happened in the window.
     pub changes: u32,
+    /// Milliseconds with a recorded status inside maintenance windows (not in
+    /// `recorded_ms`).
+    pub maintenance_ms: i64,
 }
 
 impl Span {
@@ -53,12 +58,22 @@ fn recorded(status: i32) -> bool {
 }
 
 /// What `[start, end)` held, from `rows` (oldest first; the first may be before
-/// `start`, giving the status there).
-pub fn span(rows: &[Row], start: i64, end: i64) -> Span {
+/// `start`, giving the status there), with `maintenance` (sorted, disjoint
+/// stretches) apart.
+pub fn span(rows: &[Row], start: i64, end: i64, maintenance: &[(i64, i64)]) -> Span {
     let mut span = Span::default();
     let add = |span: &mut Span, status: i32, from: i64, to: i64| {
-        let length = to.min(end) - from.max(start);
-        if length <= 0 || !recorded(status) {
+        let (from, to) = (from.max(start), to.min(end));
+        if to <= from || !recorded(status) {
+            return;
+        }
+        let held: i64 = maintenance
+            .iter()
+            .map(|&(m_from, m_to)| (to.min(m_to) - from.max(m_from)).max(0))
+            .sum();
+        span.maintenance_ms += held;
+        let length = to - from - held;
+        if length <= 0 {
             return;
         }
         span.recorded_ms += length;
@@ -84,7 +99,13 @@ pub fn span(rows: &[Row], start: i64, end: i64) -> Span {
 }
 
 /// `n` equal buckets from `start` to `end`, each with what it held.
-pub fn buckets(rows: &[Row], start: i64, end: i64, n: usize) -> Vec<(i64, i64, Span)> {
+pub fn buckets(
+    rows: &[Row],
+    start: i64,
+    end: i64,
+    n: usize,
+    maintenance: &[(i64, i64)],
+) -> Vec<(i64, i64, Span)> {
     let width = ((end - start) as f64 / n as f64).max(1.0);
     (0..n)
         .map(|i| {
@@ -97,7 +118,11 @@ pub fn buckets(rows: &[Row], start: i64, end: i64, n: usize) -> Vec<(i64, i64, S
             // The row in effect at `from`, and every row up to `to`.
             let first = rows.partition_point(|r| r.at_ms <= from).saturating_sub(1);
             let last = rows.partition_point(|r| r.at_ms < to);
-            (from, to, span(&rows[first..last.max(first)], from, to))
+            (
+                from,
+                to,
+                span(&rows[first..last.max(first)], from, to, maintenance),
+            )
         })
         .collect()
 }
@@ -135,15 +160,15 @@ mod tests {
             at(600, SERVING),
             at(900, GONE),
         ];
-        let whole = span(&rows, 0, 1000);
+        let whole = span(&rows, 0, 1000, &[]);
         assert_eq!((whole.serving_ms, whole.recorded_ms), (600, 800));
         assert_eq!(whole.worst, Some(NOT));
         assert_eq!(whole.changes, 4);
         // A window that starts inside: the status there comes from the row before.
-        let late = span(&rows[2..], 700, 1000);
+        let late = span(&rows[2..], 700, 1000, &[]);
         assert_eq!((late.serving_ms, late.recorded_ms), (200, 200));
         assert_eq!(late.worst, Some(SERVING));
-        assert_eq!(span(&rows, 0, 50), Span::default());
+        assert_eq!(span(&rows, 0, 50, &[]), Span::default());
     }
 
     #[test]
@@ -153,7 +178,7 @@ mod tests {
         burst.worst = NOT;
         burst.count = 40;
         let rows = [at(0, SERVING), burst];
-        let s = span(&rows, 0, 1000);
+        let s = span(&rows, 0, 1000, &[]);
         assert_eq!((s.serving_ms, s.recorded_ms), (900, 1000));
         assert_eq!(s.worst, Some(NOT));
         assert_eq!(s.changes, 41);
@@ -162,7 +187,7 @@ mod tests {
     #[test]
     fn buckets_cover_the_window_each_with_its_worst() {
         let rows = [at(0, SERVING), at(250, NOT), at(260, SERVING)];
-        let bars = buckets(&rows, 0, 1000, 4);
+        let bars = buckets(&rows, 0, 1000, 4, &[]);
         let worst: Vec<_> = bars.iter().map(|(_, _, s)| s.worst).collect();
         assert_eq!(
             worst,
@@ -172,6 +197,28 @@ mod tests {
         assert_eq!((bars[0].0, bars[3].1), (0, 1000));
         // Before history begins, nothing is recorded.
         let late = [at(600, SERVING)];
-        assert_eq!(buckets(&late, 0, 1000, 2)[0].2.worst, None);
+        assert_eq!(buckets(&late, 0, 1000, 2, &[])[0].2.worst, None);
+    }
+
+    #[test]
+    fn maintenance_is_apart_neither_down_nor_up() {
+        // Down from 400 to 600, inside a window from 300 to 700.
+        let rows = [at(0, SERVING), at(400, NOT), at(600, SERVING)];
+        let s = span(&rows, 0, 1000, &[(300, 700)]);
+        assert_eq!(
+            (s.serving_ms, s.recorded_ms, s.maintenance_ms),
+            (600, 600, 400)
+        );
+        assert_eq!(s.worst, Some(SERVING));
+        assert_eq!(s.serving(), 1.0);
+        // Down past the window's end: that part counts.
+        let s = span(&rows, 0, 1000, &[(300, 500)]);
+        assert_eq!(
+            (s.serving_ms, s.recorded_ms, s.maintenance_ms),
+            (700, 800, 200)
+        );
+        assert_eq!(s.worst, Some(NOT));
+        // Before history begins a window holds nothing recorded.
+        assert_eq!(span(&rows[2..], 0, 1000, &[(0, 500)]).maintenance_ms, 0);
     }
 }
