@@ -41,7 +41,7 @@ use crate::{
 };
 
 /// Every gRPC method served: path, service, method, go-grpc-prometheus type.
-const METHODS: [(&str, &str, &str, &str); 8] = [
+const METHODS: [(&str, &str, &str, &str); 9] = [
     (path::CHECK, "grpc.health.v1.Health", "Check", "unary"),
     (
         path::WATCH,
@@ -58,6 +58,12 @@ const METHODS: [(&str, &str, &str, &str); 8] = [
     ),
     (path::UPTIME, "healthweb.v1.History", "Uptime", "unary"),
     (path::LATENCY, "healthweb.v1.History", "Latency", "unary"),
+    (
+        path::WATCH_ALL,
+        "healthweb.v1.Statuses",
+        "WatchAll",
+        "server_stream",
+    ),
     (
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
         "grpc.reflection.v1.ServerReflection",

@@ -143,7 +143,7 @@ impl Server {
         if shared {
             observers.push(Arc::new(drained.clone()));
         }
-        let registry = HealthRegistry::observed(observers);
+        let registry = HealthRegistry::with_backlog(observers, settings.health.watch_all_backlog);
         let upstreams = configured.apply(&registry)?;
         // Only now, with every other setting good, is the history touched; the
         // recorder has kept the configured statuses until its writer starts.

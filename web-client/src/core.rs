@@ -180,7 +180,7 @@ impl<T: Transport> Client<T> {
         self.within_deadline(call).await
     }
 
-    fn call(&self, with_deadline: bool) -> Call<'_> {
+    pub(crate) fn call(&self, with_deadline: bool) -> Call<'_> {
         let timeout = self.options.timeout.filter(|_| with_deadline);
         Call {
             timeout,

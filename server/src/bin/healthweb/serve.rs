@@ -140,6 +140,10 @@ pub struct ServeArgs {
     /// Most services List returns; past it List answers RESOURCE_EXHAUSTED.
     #[arg(long, env = "HEALTHWEB_LIST_LIMIT", default_value_t = HealthLimits::default().max_list)]
     list_limit: usize,
+    /// How many recent changes are kept for WatchAll streams (the page's) that
+    /// reconnect: one that missed more gets a new snapshot instead.
+    #[arg(long, env = "HEALTHWEB_WATCH_ALL_BACKLOG", default_value_t = HealthLimits::default().watch_all_backlog)]
+    watch_all_backlog: usize,
     /// Where every status change is kept: an SQLite file (created if missing),
     /// `memory` (kept only while running), or a PostgreSQL URL
     /// (postgres://USER@HOST:PORT/DB?sslmode=require) that replicas share. Default:
@@ -219,6 +223,7 @@ impl ServeArgs {
             health: HealthLimits {
                 max_service_name: self.max_service_name,
                 max_list: self.list_limit,
+                watch_all_backlog: self.watch_all_backlog,
             },
             max_request_message: self.max_request_size,
             request_body_timeout: self.request_body_timeout,
