@@ -160,7 +160,8 @@ impl Server {
         let mut monitor = Monitor::observed(
             registry.clone(),
             vec![recorder.clone(), Arc::new(metrics.clone())],
-        );
+        )
+        .upstreams_per_connection(settings.upstreams_per_connection);
         let view = fleet::View::default();
         let fleet = match opened.postgres {
             None => None,

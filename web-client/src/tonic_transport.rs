@@ -123,6 +123,8 @@ impl Decoder for Raw {
 
 /// tonic's channel enforces the `grpc-timeout` it sends, and reports the expiry
 /// as CANCELLED ("Timeout expired"); for the caller it is the deadline passing.
+/// Natively, a status made of a transport error (a channel that dials on its first
+/// call, and failed) says why: "transport error: tcp connect error: Connection refused".
 fn from_status(status: Status, timeout: Option<std::time::Duration>) -> Error {
     match timeout {
         Some(limit)
@@ -130,6 +132,15 @@ fn from_status(status: Status, timeout: Option<std::time::Duration>) -> Error {
         {
             Error::Deadline(limit)
         }
+        #[cfg(feature = "native")]
+        _ => match std::error::Error::source(&status) {
+            Some(source) => {
+                let why = crate::native::error_chain(source);
+                Error::new(status.code(), &format!("{}: {why}", status.message()))
+            }
+            None => status.into(),
+        },
+        #[cfg(not(feature = "native"))]
         _ => status.into(),
     }
 }

@@ -144,6 +144,10 @@ pub struct ServeArgs {
     /// reconnect: one that missed more gets a new snapshot instead.
     #[arg(long, env = "HEALTHWEB_WATCH_ALL_BACKLOG", default_value_t = HealthLimits::default().watch_all_backlog)]
     watch_all_backlog: usize,
+    /// Monitored upstreams on one address share a connection, this many on each
+    /// (an HTTP/2 stream apiece); more open another.
+    #[arg(long, env = "HEALTHWEB_UPSTREAMS_PER_CONNECTION", default_value_t = Settings::default().upstreams_per_connection as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    upstreams_per_connection: u64,
     /// Where every status change is kept: an SQLite file (created if missing),
     /// `memory` (kept only while running), or a PostgreSQL URL
     /// (postgres://USER@HOST:PORT/DB?sslmode=require) that replicas share. Default:
@@ -225,6 +229,8 @@ impl ServeArgs {
                 max_list: self.list_limit,
                 watch_all_backlog: self.watch_all_backlog,
             },
+            upstreams_per_connection: usize::try_from(self.upstreams_per_connection)
+                .unwrap_or(usize::MAX),
             max_request_message: self.max_request_size,
             request_body_timeout: self.request_body_timeout,
             drain_delay: self.drain_delay,
