@@ -76,21 +76,9 @@ impl<T: Transport> Client<T> {
         let request = WatchAllRequest {
             resume_token: token.clone(),
         };
-        let (mut stream, first) = self
-            .within_deadline(async {
-                let mut stream = self
-                    .transport()
-                    .server_streaming(
-                        core::path::WATCH_ALL,
-                        request.encode_to_vec(),
-                        self.call(false),
-                    )
-                    .await?;
-                let first = stream.next().await?;
-                Ok((stream, first))
-            })
+        let (mut stream, mut next) = self
+            .open_first(core::path::WATCH_ALL, request.encode_to_vec())
             .await?;
-        let mut next = first;
         while let Some(message) = next {
             let read = core::decode::<Token>(&message)?.resume_token;
             if !read.is_empty() {
