@@ -102,7 +102,7 @@ function tick() {
 
 function newRow(name, status) {
   return {
-    name, status, changedAt: Date.now(), seenChange: false, el: null, height: 0,
+    name, status, changedAt: Date.now(), seenChange: false, el: null, height: 0, index: 0,
     visible: false, settle: 0,
     // Retries also for the first fetch: a service seconds old may not be written yet.
     upstream: false, report: null, history: null, historyError: "", loadedAt: 0, stale: true,
@@ -221,9 +221,9 @@ function order(current) {
     (!current.statusFilter || row.status === current.statusFilter));
   const rank = (row) => (current.problemsFirst && row.status !== "SERVING" ? 0 : 1);
   rows.sort((a, b) => rank(a) - rank(b) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  rows.forEach((row, i) => { row.index = i; });
   current.shown = rows;
   current.reorder = false;
-  current.estimate ||= 0;
   offsets(current);
 }
 
@@ -291,8 +291,7 @@ function layout(current) {
       row.settle = setTimeout(() => wantHistory(current, row), SETTLE_MS);
     }
     if (moved) offsets(current);
-    const index = new Map(current.shown.map((row, i) => [row, i]));
-    for (const row of current.drawn) row.el.style.transform = `translateY(${current.tops[index.get(row)]}px)`;
+    for (const row of current.drawn) row.el.style.transform = `translateY(${current.tops[row.index]}px)`;
     if (!moved) break;
   }
   summarizeSoon();

@@ -200,7 +200,7 @@ impl<T: Transport> Client<T> {
         self.within_deadline(call).await
     }
 
-    pub(crate) fn call(&self, with_deadline: bool) -> Call<'_> {
+    fn call(&self, with_deadline: bool) -> Call<'_> {
         let timeout = self.options.timeout.filter(|_| with_deadline);
         Call {
             timeout,

@@ -100,9 +100,15 @@ impl Codec for Raw {
     }
 }
 
+// Small first buffers, as the server's codec has them: tonic's 8 KiB each would be
+// most of what the monitor's 10,000 Watch streams cost.
 impl Encoder for Raw {
     type Item = Vec<u8>;
     type Error = Status;
+
+    fn buffer_settings(&self) -> tonic::codec::BufferSettings {
+        healthweb_proto::codec::buffers()
+    }
 
     fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         bytes::BufMut::put_slice(dst, &item);
@@ -113,6 +119,10 @@ impl Encoder for Raw {
 impl Decoder for Raw {
     type Item = Vec<u8>;
     type Error = Status;
+
+    fn buffer_settings(&self) -> tonic::codec::BufferSettings {
+        healthweb_proto::codec::buffers()
+    }
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
         let mut message = vec![0; bytes::Buf::remaining(src)];
