@@ -42,6 +42,9 @@ import threading
 import time
 from pathlib import Path
 
+import run
+from replicas import admin_set
+
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- bench:fleet:begin -->", "<!-- bench:fleet:end -->"
 NAMES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
@@ -51,35 +54,6 @@ def log(message: str) -> None:
     print(f"fleet: {message}", file=sys.stderr, flush=True)
 
 
-class Lines:
-    """A child's stderr, whole lines only, read in a thread so it never blocks."""
-
-    def __init__(self, proc: subprocess.Popen):
-        self.lines: list[str] = []
-        self.cond = threading.Condition()
-        self.proc = proc
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for raw in self.proc.stderr:
-            with self.cond:
-                self.lines.append(raw.decode(errors="replace").rstrip("\n"))
-                self.cond.notify_all()
-
-    def port(self, what: str, timeout: float = 60) -> int:
-        prefix = f"{what} on http://127.0.0.1:"
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for line in self.lines:
-                    if line.startswith(prefix) and line[len(prefix):].isdigit():
-                        return int(line[len(prefix):])
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    sys.exit(f"{' '.join(map(str, self.proc.args))} printed no address; its stderr:\n"
-                             + "\n".join(self.lines))
-                self.cond.wait(0.5)
-
-
 class Healthweb:
     def __init__(self, binary: Path, running: list, history: str, *args: str):
         cmd = [str(binary), "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
@@ -87,18 +61,8 @@ class Healthweb:
         self.proc = subprocess.Popen(cmd, env={**os.environ, "HEALTHWEB_LOG": "warn"}, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         running.append(self.proc)
-        lines = Lines(self.proc)
-        self.port, self.admin = lines.port("listening"), lines.port("admin listening")
-
-
-def admin_set(port: int, service: str, status: str) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("PUT", f"/services?name={service}", body=json.dumps({"status": status}),
-                 headers={"content-type": "application/json"})
-    response = conn.getresponse()
-    response.read()
-    if response.status != 200:
-        sys.exit(f"admin PUT {service}={status}: HTTP {response.status}")
+        found = run.Lines(self.proc).ports({"listening", "admin listening"}, timeout=60)
+        self.port, self.admin = found["listening"], found["admin listening"]
 
 
 def varint(data: bytes, i: int) -> tuple[int, int]:
@@ -371,7 +335,7 @@ def run_section(r, args) -> None:
 
 
 def demo(args) -> None:
-    binary = ROOT / "target" / "release" / "healthweb"
+    binary = run.RELEASE / "healthweb"
     running: list = []
     try:
         fleet = Fleet(binary, running, args.services, args.servers, www=True)
@@ -390,14 +354,6 @@ def demo(args) -> None:
             proc.kill()
 
 
-class Runner:
-    RELEASE = ROOT / "target" / "release"
-
-    @staticmethod
-    def run(cmd, **kw):
-        subprocess.run(cmd, check=True, **kw)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     options(ap)
@@ -406,11 +362,11 @@ def main() -> None:
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     if not args.no_build:
-        build(Runner)
+        build(run)
     if args.demo:
         demo(args)
     else:
-        run_section(Runner, args)
+        run_section(run, args)
 
 
 if __name__ == "__main__":
