@@ -15,7 +15,7 @@ PKG := www/pkg
 PKG_LITE := www/pkg-lite
 TARGET_DIR = $${CARGO_TARGET_DIR:-target}
 
-.PHONY: run build server pkg pkg-lite test test-deps wasm-deps browser-deps python-deps postgres-deps size-deps lint size size-report bench flame fuzz
+.PHONY: run build server demo-fleet pkg pkg-lite test test-deps wasm-deps browser-deps python-deps postgres-deps size-deps lint size size-report bench flame fuzz
 
 ## run: build everything, then serve the status page on http://127.0.0.1:8080
 run: build
@@ -100,6 +100,11 @@ size-deps:
 ## bench: healthweb next to tonic-health, grpc-js, connect-node and grpcio; writes BENCHMARKS.md
 bench: pkg pkg-lite
 	python3 bench/run.py
+
+## demo-fleet: N=10000 services on SERVERS=10 test upstreams, flipping at random, and a
+## healthweb monitoring them with the status page; Ctrl-C stops
+demo-fleet: server pkg
+	python3 bench/fleet.py --demo --no-build --services $(or $(N),10000) --servers $(or $(SERVERS),10)
 
 ## flame: perf flame graphs of Check (h2c, gRPC-Web HTTP/1.1) and of a 100k-watcher flip, in docs/
 flame:

@@ -1,6 +1,7 @@
 //! Compiles `proto/` (`grpc.health.v1`, and healthweb's own `healthweb.v1`
-//! History) with protox, a pure-Rust protobuf compiler, so no system `protoc` is
-//! needed, and keeps the encoded descriptor set for gRPC server reflection.
+//! History and Statuses) with protox, a pure-Rust protobuf compiler, so no system
+//! `protoc` is needed, and keeps the encoded descriptor set for gRPC server
+//! reflection.
 
 use std::{env, path::PathBuf};
 
@@ -10,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/grpc/health/v1/health.proto",
         "proto/healthweb/v1/history.proto",
+        "proto/healthweb/v1/statuses.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -22,9 +22,11 @@ kept). Python 3 standard library only.
 6. Replicas on PostgreSQL (bench/replicas.py, its own section of BENCHMARKS.md).
 7. Check latency with a hung alert receiver beside none (bench/alerts.py, its own
    section).
+8. A fleet: 10,000 upstreams on 10 servers, one healthweb monitoring them (bench/fleet.py,
+   its own section; `make demo-fleet` starts the same fleet to look at).
 
 Usage: python3 bench/run.py [--quick] [--rounds N] [--seconds S]
-       [--fanout 1000,10000,100000] [--no-write] [--only replicas|alerts]
+       [--fanout 1000,10000,100000] [--no-write] [--only replicas|alerts|fleet]
 """
 
 from __future__ import annotations
@@ -794,11 +796,15 @@ def main() -> None:
     ap.add_argument("--fanout", default="1000,10000,100000")
     ap.add_argument("--no-write", action="store_true", help="print the tables only")
     ap.add_argument("--no-build", action="store_true", help="reuse target/release as it is")
-    ap.add_argument("--only", choices=["replicas", "alerts"], help="run that section alone (and write only it)")
+    ap.add_argument(
+        "--only", choices=["replicas", "alerts", "fleet"], help="run that section alone (and write only it)"
+    )
     import alerts
+    import fleet
     import replicas
 
     replicas.options(ap)
+    fleet.options(ap)
     args = ap.parse_args()
     args.argv = sys.argv[1:]
     if args.quick:
@@ -819,6 +825,11 @@ def main() -> None:
             run(["cargo", "build", "--release", "--bin", "healthweb"], cwd=ROOT)
         alerts.run_section(sys.modules[__name__], args)
         return
+    if args.only == "fleet":
+        if not args.no_build:
+            fleet.build(sys.modules[__name__])
+        fleet.run_section(sys.modules[__name__], args)
+        return
     install(args.no_build)
     all_peers = peers()
     size = browser_size()
@@ -836,6 +847,7 @@ def main() -> None:
         write(section)
     replicas.run_section(sys.modules[__name__], args)
     alerts.run_section(sys.modules[__name__], args)
+    fleet.run_section(sys.modules[__name__], args)
 
 
 if __name__ == "__main__":

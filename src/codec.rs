@@ -31,7 +31,9 @@ impl<T, U> Default for HealthCodec<T, U> {
     }
 }
 
-fn buffers() -> BufferSettings {
+/// [`BUFFER_SIZE`] first buffers: also the native client's, whose monitor holds a
+/// Watch stream per upstream.
+pub fn buffers() -> BufferSettings {
     BufferSettings::new(BUFFER_SIZE, YIELD_THRESHOLD)
 }
 

@@ -1,11 +1,12 @@
 //! The protocols, generated once from `proto/` and shared by the healthweb
 //! server, the native probe and the browser client: `grpc.health.v1` from the
 //! canonical `health.proto` (List included), and healthweb's own
-//! `healthweb.v1.History`.
+//! `healthweb.v1.History` and `healthweb.v1.Statuses`.
 //!
 //! # Layout
 //! - [`pb`]: Health's messages, its server trait and the transport-free client.
 //! - [`history`]: History's, likewise.
+//! - [`statuses`]: Statuses' (WatchAll: the whole fleet on one stream), likewise.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC server reflection.
 //! - [`codec`]: tonic's prost codec with buffers sized for health messages, in
 //!   every generated client and server.
@@ -41,6 +42,13 @@ pub mod pb {
 /// The generated `healthweb.v1` (History) types under a stable path.
 pub mod history {
     pub use crate::generated::healthweb::v1::*;
+}
+
+/// The generated `healthweb.v1` Statuses types under a stable path.
+pub mod statuses {
+    pub use crate::generated::healthweb::v1::{
+        ServiceStatus, WatchAllRequest, WatchAllResponse, statuses_client, statuses_server,
+    };
 }
 
 /// The encoded `FileDescriptorSet` of every proto here, for server reflection.

@@ -29,6 +29,8 @@ pub mod path {
     pub const UPTIME: &str = "/healthweb.v1.History/Uptime";
     /// `healthweb.v1.History/Latency`.
     pub const LATENCY: &str = "/healthweb.v1.History/Latency";
+    /// `healthweb.v1.Statuses/WatchAll` (server streaming).
+    pub const WATCH_ALL: &str = "/healthweb.v1.Statuses/WatchAll";
 }
 
 /// The content types of gRPC and gRPC-Web, as the two protocol documents spell them.

@@ -17,12 +17,12 @@ use crate::util::{
 };
 
 #[derive(Clone, Copy, Debug)]
-enum Encoding {
+pub enum Encoding {
     Binary,
     Text,
 }
 
-const MODES: [(Http, Encoding); 4] = [
+pub const MODES: [(Http, Encoding); 4] = [
     (Http::H1, Encoding::Binary),
     (Http::H1, Encoding::Text),
     (Http::H2, Encoding::Binary),
@@ -31,8 +31,20 @@ const MODES: [(Http, Encoding); 4] = [
 
 async fn call(
     server: &TestServer,
-    (http, encoding): (Http, Encoding),
+    mode: (Http, Encoding),
     method: &str,
+    body: Bytes,
+    extra: &[(&str, &str)],
+) -> (Raw, WebReply) {
+    let path = format!("/grpc.health.v1.Health/{method}");
+    call_path(server, mode, &path, body, extra).await
+}
+
+/// A gRPC-Web call of the method at `path` in `mode`, as a browser or curl makes it.
+pub async fn call_path(
+    server: &TestServer,
+    (http, encoding): (Http, Encoding),
+    path: &str,
     body: Bytes,
     extra: &[(&str, &str)],
 ) -> (Raw, WebReply) {
@@ -51,7 +63,7 @@ async fn call(
         ("x-grpc-web", "1"),
     ];
     headers.extend_from_slice(extra);
-    let url = format!("{}/grpc.health.v1.Health/{method}", server.url());
+    let url = format!("{}{path}", server.url());
     let raw = raw(http, &url, Method::POST, &headers, body).await;
     assert_eq!(raw.status, 200);
     let got_type = raw.headers["content-type"].to_str().unwrap();

@@ -503,6 +503,7 @@ async fn metrics_parse_with_a_real_parser_and_move_after_checks() {
         r#"healthweb_service_status{service="api",status="SERVING"} 0"#,
         r#"healthweb_status_transitions_total{service="api"} 1"#,
         r#"healthweb_watch_streams{} 1"#,
+        r#"healthweb_watch_all_streams{} 0"#,
     ] {
         assert!(after.iter().any(|s| s == line), "{line} in {after:#?}");
     }

@@ -68,7 +68,7 @@ async fn grpcio_checks_watches_and_lists() {
             "watch payments SERVING",
             "watch payments NOT_SERVING",
             "watch missing SERVICE_UNKNOWN",
-            "reflection grpc.health.v1.Health grpc.reflection.v1alpha.ServerReflection healthweb.v1.History",
+            "reflection grpc.health.v1.Health grpc.reflection.v1alpha.ServerReflection healthweb.v1.History healthweb.v1.Statuses",
             "reflection file grpc/health/v1/health.proto",
             "done",
         ]

@@ -1,7 +1,15 @@
 //! The upstream monitor against real upstreams on 127.0.0.1: healthweb servers,
-//! grpcio, and misbehaving listeners (hanging, refusing, garbage, slow, no Watch).
+//! grpcio, and misbehaving listeners (hanging, refusing, garbage, slow, no Watch);
+//! and many upstreams on one address, sharing its connections.
 
-use std::{pin::Pin, time::Duration};
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use futures_util::Stream;
 use healthweb_proto::pb::{
@@ -191,12 +199,9 @@ async fn hanging_refusing_garbage_and_slow_upstreams_go_not_serving_without_dela
             "{name}: the 300 ms timeout held, not the 30 s answer: {seen:?}"
         );
     }
-    assert!(
-        report(&monitor, "refused")
-            .error
-            .unwrap()
-            .contains("refused")
-    );
+    let refused = report(&monitor, "refused").error.unwrap();
+    assert!(refused.contains("Connection refused"), "{refused}");
+    assert!(!refused.contains("metadata"), "{refused}");
     assert!(
         report(&monitor, "hanging")
             .error
@@ -384,4 +389,86 @@ async fn slow_server(delay: Duration) -> String {
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     format!("http://{addr}")
+}
+
+/// A TCP relay to `target` that counts the connections made through it.
+async fn counting_relay(target: std::net::SocketAddr) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstreams_on_one_address_share_its_connections_with_a_watch_each() {
+    const UPSTREAMS: usize = 120;
+    let web = TestServer::start().await;
+    let upstream_server = TestServer::start().await;
+    for i in 0..UPSTREAMS {
+        upstream_server
+            .registry
+            .set(&format!("s{i}"), ServingStatus::Serving)
+            .unwrap();
+    }
+    let (target, accepted) = counting_relay(upstream_server.addr).await;
+    // 50 a connection: 120 upstreams need 3.
+    let mut monitor = Monitor::new(web.registry.clone()).upstreams_per_connection(50);
+    let configs: Vec<_> = (0..UPSTREAMS)
+        .map(|i| {
+            upstream(
+                &format!("u{i}"),
+                &target,
+                &format!("service = \"s{i}\"\ntimeout = \"10s\""),
+            )
+        })
+        .collect();
+    monitor.apply(&configs);
+    for i in 0..UPSTREAMS {
+        until(&web.registry, &format!("u{i}"), ServingStatus::Serving).await;
+    }
+    // Every upstream follows its own service by Watch...
+    within(async {
+        while (0..UPSTREAMS).any(|i| upstream_server.registry.watcher_count(&format!("s{i}")) != 1)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!((0..UPSTREAMS).all(|i| report(&monitor, &format!("u{i}")).mode == Mode::Watch));
+    // ...over 3 connections, not 120.
+    assert_eq!(monitor.connections().await, 3);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        3,
+        "connections the upstream accepted"
+    );
+
+    // A flip upstream reaches healthweb's registry over the shared connection.
+    upstream_server
+        .registry
+        .set("s42", ServingStatus::NotServing)
+        .unwrap();
+    until(&web.registry, "u42", ServingStatus::NotServing).await;
+
+    // Removing the upstreams closes the connections they shared.
+    monitor.apply(&[]);
+    within(async {
+        while monitor.connections().await != 0
+            || (0..UPSTREAMS).any(|i| upstream_server.registry.watcher_count(&format!("s{i}")) != 0)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
 }

@@ -87,7 +87,8 @@ async fn v1alpha_over_grpc_web_lists_health() {
         [
             "grpc.health.v1.Health",
             "grpc.reflection.v1alpha.ServerReflection",
-            "healthweb.v1.History"
+            "healthweb.v1.History",
+            "healthweb.v1.Statuses"
         ]
     );
 }

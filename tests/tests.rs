@@ -14,7 +14,7 @@
 //! `attack` (hostile and broken connections), `history` (History, badges,
 //! metrics), `replicas` (several healthweb on one PostgreSQL), `default_history`
 //! (where history goes without `--history`), `deploy` (the Kubernetes and compose
-//! files), and the shared harness: `util`, and `pg`, a throwaway PostgreSQL.
+//! files), `watch_all` (every service on one stream), and the shared harness: `util`, and `pg`, a throwaway PostgreSQL.
 
 mod admin;
 mod alerts;
@@ -43,3 +43,4 @@ mod static_page;
 mod tls;
 mod util;
 mod watch;
+mod watch_all;

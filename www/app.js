@@ -1,33 +1,34 @@
-// The status page: List every service of one healthweb endpoint, keep the rows in view
-// live with Watch, and show what History remembers of each row in view: uptime over
-// 24 h, 7 d and 30 d, a bar of the last day coloured by the worst status of each half
-// hour, the latest transitions, and for monitored upstreams their probe latency. The
-// endpoint lives in the URL (?endpoint=...) so a link shares the view.
+// The status page: every service of one healthweb endpoint on one stream (WatchAll: a
+// snapshot, then each change), and what History remembers of each row in view: uptime
+// over 24 h, 7 d and 30 d, a bar of the last day coloured by the worst status of each
+// half hour, the latest transitions, and for monitored upstreams their probe latency.
+// The endpoint lives in the URL (?endpoint=...) so a link shares the view.
 //
-// Made for a thousand services: the network is spent on the rows in view only. A
-// browser opens at most six HTTP/1.1 connections to a host and each Watch holds one, so
-// at most WATCH_LIMIT rows (those in view) are watched and the others take their status
-// from List, polled; History is fetched for rows as they come into view,
-// HISTORY_CONCURRENCY rows at a time, and again when their status changes. What
-// healthweb says of itself (`GET /instance`) is shown too: a history store that is away,
-// history kept in memory only, and which replica of a fleet answers; and its alerts
-// (`GET /alerts`): per row, an alert firing and the last notification's fate, or the
-// maintenance window that holds its alerts.
+// Made for ten thousand services: one stream carries every status, and only the rows in
+// view are in the DOM (a virtual list: each row's height is measured once drawn, the
+// others estimated, and the rows are placed at their offsets). History is fetched for
+// rows as they come into view, HISTORY_CONCURRENCY rows at a time, and again when their
+// status changes. A filter box (by name), a status filter and "not serving first" order
+// the list; the counts by status stand above it. What healthweb says of itself
+// (`GET /instance`) is shown too: a history store that is away, history kept in memory
+// only, and which replica of a fleet answers; and its alerts (`GET /alerts`): per row, an
+// alert firing and the last notification's fate, or the maintenance window that holds
+// its alerts.
 
 import init, { HealthClient } from "./pkg/healthweb_client.js";
 
-const LIST_EVERY_MS = 5_000; // new services, and the status of the rows not watched
 const TIMEOUT_MS = 5_000;
 const UPSTREAMS_EVERY_MS = 2_000;
 const INSTANCE_EVERY_MS = 5_000;
 const ALERTS_EVERY_MS = 5_000;
-const WATCH_LIMIT = 5; // leaves one of the browser's six connections for everything else
 const HISTORY_CONCURRENCY = 2;
 const HISTORY_EVERY_MS = 60_000; // a row in view gets fresh history this often
 const HISTORY_AFTER_CHANGE_MS = 1_500; // the server writes a change as it hears it
 const HISTORY_RETRIES = 5; // looks for a change not yet written, a second apart
 const TRANSITIONS_SHOWN = 20;
 const SETTLE_MS = 150; // rows that only fly past while scrolling cost nothing
+const OVERSCAN_PX = 300; // rows drawn beyond the screen, so that they arrive filled
+const GAP_PX = 8; // between rows (style.css: #services gap)
 
 const WORDS = {
   SERVING: ["✓", "Serving"],
@@ -38,12 +39,8 @@ const WORDS = {
 const STATES = {
   live: "● live",
   reconnecting: "↻ reconnecting…",
-  polling: "⟳ polling",
   down: "✕ down, retrying",
-  listed: `○ every ${LIST_EVERY_MS / 1000} s`,
 };
-const LISTED_TITLE = `Not watched (out of view, or more than ${WATCH_LIMIT} rows in view): ` +
-  `List refreshes it every ${LIST_EVERY_MS / 1000} s`;
 const CAUSES = {
   CONFIG: "config", RELOAD: "config reload", ADMIN: "admin", MONITOR: "monitor",
   SHUTDOWN: "shutdown", UNCLEAN_STOP: "unclean stop", PROGRAM: "program", UNSPECIFIED: "unknown cause",
@@ -83,6 +80,7 @@ function percent(fraction) {
 }
 
 function since(row) {
+  if (!row.el) return;
   const elapsed = ago(Date.now() - row.changedAt);
   row.el.querySelector(".since").textContent =
     row.seenChange ? `changed ${elapsed} ago` : `unchanged for ${elapsed}`;
@@ -100,125 +98,257 @@ function summarizeChanges(row) {
 
 /** Once a second: the time since each change, for the rows in view. */
 function tick() {
-  for (const row of view?.visible ?? []) since(row);
+  for (const row of view?.drawn ?? []) since(row);
 }
 
-function makeRow(current, name) {
-  const el = $("#service-row").content.firstElementChild.cloneNode(true);
-  el.dataset.service = name;
-  const label = el.querySelector(".name");
-  label.textContent = name === "" ? "(whole server)" : name;
-  label.classList.toggle("server", name === "");
-  const row = {
-    name, el, status: null, state: null, why: "", changedAt: Date.now(), seenChange: false,
-    handle: null, visible: false,
+// --- The rows: data for every service, an element for those in view -------------------
+
+function newRow(name, status) {
+  return {
+    name, status, changedAt: Date.now(), seenChange: false, el: null, height: 0, index: 0,
+    visible: false, settle: 0,
     // Retries also for the first fetch: a service seconds old may not be written yet.
-    upstream: false, loadedAt: 0, stale: true, queued: false, retries: HISTORY_RETRIES, timer: 0,
-    changes: null,
+    upstream: false, report: null, alerts: null, history: null, historyError: "", loadedAt: 0, stale: true,
+    queued: false, retries: HISTORY_RETRIES, timer: 0, changes: null,
   };
-  current.rows.set(name, row);
-  current.byElement.set(el, row);
-  current.observer.observe(el);
-  return row;
 }
 
-/** Rows for services not yet shown, in name order: all at once the first time. */
-function addRows(current, names) {
-  const list = $("#services");
-  const fresh = names.filter((name) => !current.rows.has(name)).sort();
-  if (list.children.length === 0) {
-    const fragment = document.createDocumentFragment();
-    for (const name of fresh) fragment.append(makeRow(current, name).el);
-    list.append(fragment);
+/** A row's element, made when it comes into view and filled from what the row holds. */
+function draw(current, row) {
+  const el = $("#service-row").content.firstElementChild.cloneNode(true);
+  el.dataset.service = row.name;
+  const label = el.querySelector(".name");
+  label.textContent = row.name === "" ? "(whole server)" : row.name;
+  label.classList.toggle("server", row.name === "");
+  row.el = el;
+  current.byElement.set(el, row);
+  paintStatus(row);
+  paintState(current, row);
+  if (row.history) drawHistory(row, row.history);
+  else if (row.historyError) el.dataset.history = row.historyError;
+  if (row.report) drawReport(row);
+  if (row.alerts) drawAlerts(row);
+  since(row);
+  return el;
+}
+
+function paintStatus(row) {
+  if (!row.el) return;
+  const [icon, text] = WORDS[row.status] ?? ["?", row.status];
+  row.el.dataset.status = row.status;
+  row.el.querySelector(".icon").textContent = icon;
+  row.el.querySelector(".word").textContent = text;
+}
+
+function paintState(current, row) {
+  if (!row.el) return;
+  row.el.dataset.state = current.state;
+  const stateEl = row.el.querySelector(".state");
+  stateEl.textContent = STATES[current.state] ?? current.state;
+  stateEl.title = current.why;
+}
+
+/** One message of the stream: a snapshot's part (`reset` first) or changes. */
+function apply(current, { reset, statuses, synced, state, error }) {
+  const why = error ? `${error.code}: ${error.message}` : "";
+  if (state !== current.state || why !== current.why) {
+    current.state = state;
+    current.why = why;
+    for (const row of current.drawn) paintState(current, row);
+  }
+  if (error) {
+    if (!current.synced) show(`Cannot reach ${current.endpoint} (${why}). Retrying…`, "unreachable");
     return;
   }
-  for (const name of fresh) {
-    const after = [...list.children].find((other) => other.dataset.service > name);
-    list.insertBefore(makeRow(current, name).el, after ?? null);
+  if (reset) {
+    current.incoming = new Map();
+    current.synced = false;
   }
-}
-
-/**
- * Which rows hold a Watch: all of them when there are few, else the rows in view (the
- * ones longest in view first), up to WATCH_LIMIT. The others are "listed".
- */
-function balance(current) {
-  if (current.stopped) return;
-  const candidates = current.rows.size <= WATCH_LIMIT ? current.rows.values() : current.visible;
-  const wanted = new Set([...candidates].slice(0, WATCH_LIMIT));
-  for (const row of current.rows.values()) {
-    if (row.handle && !wanted.has(row)) {
-      row.handle.close();
-      row.handle = null;
-      if (row.status) render(row, { status: row.status, state: "listed" });
-    }
-  }
-  for (const row of wanted) {
-    if (!row.handle) row.handle = current.client.watch(row.name, (update) => render(row, update));
-  }
-}
-
-function balanceSoon(current) {
-  clearTimeout(current.balanceTimer);
-  current.balanceTimer = setTimeout(() => balance(current), SETTLE_MS);
-}
-
-function seen(current, entries) {
-  for (const entry of entries) {
-    const row = current.byElement.get(entry.target);
-    if (!row) continue;
-    row.visible = entry.isIntersecting;
-    if (row.visible) {
-      current.visible.add(row);
-      if (row.status) since(row);
-      // Only once it stays in view: rows that fly past while scrolling cost nothing.
-      setTimeout(() => wantHistory(current, row), SETTLE_MS);
+  // A snapshot is gathered whole before it replaces what is shown.
+  const target = current.incoming ?? current.rows;
+  for (const { service, status } of statuses) {
+    if (target === current.incoming) {
+      target.set(service, status);
     } else {
-      current.visible.delete(row);
+      changed(current, service, status);
     }
   }
-  balanceSoon(current);
+  if (synced && current.incoming) {
+    const incoming = current.incoming;
+    current.incoming = null;
+    for (const name of [...current.rows.keys()]) {
+      if (!incoming.has(name)) changed(current, name, "SERVICE_UNKNOWN");
+    }
+    for (const [name, status] of incoming) changed(current, name, status);
+  }
+  if (synced && !current.synced) {
+    current.synced = true;
+    document.body.dataset.endpointState = "ok";
+    upstreamsSoon(current);
+  }
+  layoutSoon(current);
 }
 
-function render(row, { status, state, error }) {
-  const why = error ? `${error.code}: ${error.message}` : "";
-  // List repeats every status every few seconds: only what changed touches the page.
-  if (status === row.status && state === row.state && why === row.why) return;
-  if (status !== row.status) {
-    if (row.status !== null) {
-      row.seenChange = true;
-      historyAfterChange(view, row);
-    }
-    row.status = status;
-    row.changedAt = Date.now();
-    const [icon, text] = WORDS[status] ?? ["?", status];
-    row.el.dataset.status = status;
-    row.el.querySelector(".icon").textContent = icon;
-    row.el.querySelector(".word").textContent = text;
-    if (view) upstreamsSoon(view);
+/** `name` is now `status` (SERVICE_UNKNOWN: gone from the server, and from the list). */
+function changed(current, name, status) {
+  let row = current.rows.get(name);
+  if (status === "SERVICE_UNKNOWN") {
+    if (!row) return;
+    current.rows.delete(name);
+    clearTimeout(row.timer);
+    current.reorder = true;
+    return;
   }
-  row.state = state;
-  row.why = why;
-  row.el.dataset.state = state;
-  const stateEl = row.el.querySelector(".state");
-  stateEl.textContent = STATES[state] ?? state;
-  stateEl.title = why || (state === "listed" ? LISTED_TITLE : "");
-  if (row.visible) since(row);
+  if (!row) {
+    row = newRow(name, status);
+    current.rows.set(name, row);
+    current.reorder = true;
+    return;
+  }
+  if (row.status === status) return;
+  row.status = status;
+  row.seenChange = true;
+  row.changedAt = Date.now();
+  // Its place moves only when the order or the filter looks at statuses.
+  if (current.problemsFirst || current.statusFilter) current.reorder = true;
+  paintStatus(row);
+  since(row);
+  historyAfterChange(current, row);
+  if (row.upstream) upstreamsSoon(current);
+}
+
+/** The rows shown, in order: the filters applied, not serving first on request. */
+function order(current) {
+  const text = current.nameFilter.toLowerCase();
+  const rows = [...current.rows.values()].filter((row) =>
+    (!text || row.name.toLowerCase().includes(text)) &&
+    (!current.statusFilter || row.status === current.statusFilter));
+  const rank = (row) => (current.problemsFirst && row.status !== "SERVING" ? 0 : 1);
+  rows.sort((a, b) => rank(a) - rank(b) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  rows.forEach((row, i) => { row.index = i; });
+  current.shown = rows;
+  current.reorder = false;
+  offsets(current);
+}
+
+/** Where each shown row starts, from the heights measured (or the estimate). */
+function offsets(current) {
+  const tops = new Float64Array(current.shown.length + 1);
+  for (let i = 0; i < current.shown.length; i += 1) {
+    tops[i + 1] = tops[i] + (current.shown[i].height || current.estimate || 120) + GAP_PX;
+  }
+  current.tops = tops;
+  $("#services").style.height = `${Math.max(0, tops[current.shown.length] - GAP_PX)}px`;
+}
+
+/** The first shown row that ends below `y`. */
+function firstBelow(tops, y) {
+  let low = 0;
+  let high = tops.length - 1;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if (tops[mid + 1] <= y) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+/** Puts the rows in view (and OVERSCAN_PX around) in the DOM, and only them. */
+function layout(current) {
+  current.layoutFrame = 0;
+  if (current.stopped) return;
+  if (current.reorder) order(current);
+  const list = $("#services");
+  for (let pass = 0; pass < 3; pass += 1) {
+    const listTop = list.getBoundingClientRect().top;
+    const from = Math.max(0, -listTop - OVERSCAN_PX);
+    const to = -listTop + innerHeight + OVERSCAN_PX;
+    const wanted = new Set();
+    const count = current.shown.length;
+    for (let i = count === 0 ? 0 : firstBelow(current.tops, from); i < count && current.tops[i] < to; i += 1) {
+      wanted.add(current.shown[i]);
+    }
+    for (const row of current.drawn) {
+      if (!wanted.has(row)) hide(current, row);
+    }
+    const fresh = [];
+    for (const row of wanted) {
+      if (!row.el) {
+        list.append(draw(current, row));
+        fresh.push(row);
+      }
+      current.drawn.add(row);
+    }
+    // Measured once drawn; a row whose height differs from its estimate moves the rest.
+    let moved = false;
+    for (const row of fresh) {
+      const height = row.el.offsetHeight;
+      if (height !== row.height) {
+        row.height = height;
+        moved = true;
+      }
+      current.estimate ||= height;
+      current.resize.observe(row.el);
+      row.visible = true;
+      clearTimeout(row.settle);
+      // Only once it stays in view: rows that fly past while scrolling cost nothing.
+      row.settle = setTimeout(() => wantHistory(current, row), SETTLE_MS);
+    }
+    if (moved) offsets(current);
+    for (const row of current.drawn) row.el.style.transform = `translateY(${current.tops[row.index]}px)`;
+    if (!moved) break;
+  }
   summarizeSoon();
 }
 
-/** One line over the list: how many services, and how many in each status. */
-function summarize() {
-  if (!view || document.body.dataset.endpointState === "unreachable") return;
-  const counts = new Map();
-  for (const { status } of view.rows.values()) {
-    if (status) counts.set(status, (counts.get(status) ?? 0) + 1);
+function hide(current, row) {
+  current.drawn.delete(row);
+  current.resize.unobserve(row.el);
+  row.el.remove();
+  row.el = null;
+  row.visible = false;
+  clearTimeout(row.settle);
+}
+
+function layoutSoon(current) {
+  if (!current.layoutFrame) current.layoutFrame = requestAnimationFrame(() => layout(current));
+}
+
+/** A drawn row grew or shrank (history arrived, its changes opened): the rest move. */
+function resized(current, entries) {
+  let moved = false;
+  for (const entry of entries) {
+    const row = current.byElement.get(entry.target);
+    if (!row?.el) continue;
+    const height = row.el.offsetHeight;
+    if (height !== row.height) {
+      row.height = height;
+      moved = true;
+    }
   }
-  const parts = [...counts].map(([status, n]) => `${n} ${word(status).toLowerCase()}`);
+  if (moved) {
+    offsets(current);
+    layoutSoon(current);
+  }
+}
+
+/** The counts by status over the list, and how many the filters show. */
+function summarize() {
+  if (!view || document.body.dataset.endpointState === "unreachable" || !view.synced) return;
+  const counts = new Map();
+  for (const { status } of view.rows.values()) counts.set(status, (counts.get(status) ?? 0) + 1);
+  const parts = ["NOT_SERVING", "UNKNOWN", "SERVING"].filter((s) => counts.has(s))
+    .map((status) => `${counts.get(status)} ${word(status).toLowerCase()}`);
   const total = view.rows.size;
+  const shown = view.shown.length;
+  const filtered = shown === total ? "" : ` (${shown} shown)`;
   show(total === 0
     ? `${view.endpoint} reports no services.`
-    : `${total} service${total === 1 ? "" : "s"} at ${view.endpoint}: ${parts.join(", ")}`, "ok");
+    : `${total} service${total === 1 ? "" : "s"} at ${view.endpoint}: ${parts.join(", ")}${filtered}`, "ok");
+  for (const [status, n] of [["", total], ...["SERVING", "NOT_SERVING", "UNKNOWN"].map((s) => [s, counts.get(s) ?? 0])]) {
+    const option = document.querySelector(`#status-filter option[value="${status}"]`);
+    if (option) option.textContent = `${option.dataset.label} (${n})`;
+  }
 }
 
 let summaryTimer = 0;
@@ -275,21 +405,17 @@ async function loadHistory(current, row) {
       return;
     }
     // What was shown stays, dimmed, with the reason; a row never shown says why.
-    const why = `${err.code}: ${err.message}`;
-    if (row.el.dataset.history === "loaded" || row.el.dataset.history === "stale") {
-      row.el.dataset.history = "stale";
-      row.el.querySelector(".uptime").title = `Could not refresh: ${why}`;
-    } else {
-      row.el.dataset.history = "error";
-      row.el.querySelector(".uptime").textContent = `No history (${why})`;
-    }
+    row.historyError = `${err.code}: ${err.message}`;
+    if (row.el) drawHistoryError(row);
     row.loadedAt = Date.now() - HISTORY_EVERY_MS + 10_000; // again in 10 s
     return;
   }
   if (current.stopped) return;
   row.loadedAt = Date.now();
   row.stale = false;
-  drawHistory(row, history);
+  row.history = history;
+  row.historyError = "";
+  if (row.el) drawHistory(row, history);
   // The change that asked for this fetch (or the service itself, when it is seconds
   // old) may not be written yet: look again shortly.
   const newest = history.transitions[0];
@@ -300,6 +426,17 @@ async function loadHistory(current, row) {
     row.timer = setTimeout(() => wantHistory(current, row, true), 1_000);
   } else {
     row.retries = 0;
+  }
+}
+
+function drawHistoryError(row) {
+  const why = row.historyError;
+  if (row.history) {
+    row.el.dataset.history = "stale";
+    row.el.querySelector(".uptime").title = `Could not refresh: ${why}`;
+  } else {
+    row.el.dataset.history = "error";
+    row.el.querySelector(".uptime").textContent = `No history (${why})`;
   }
 }
 
@@ -421,28 +558,32 @@ async function loadUpstreams(current) {
   if (current.stopped) return;
   current.monitors = Object.keys(reports).length > 0;
   for (const row of current.rows.values()) {
-    const report = reports[row.name];
+    const report = reports[row.name] ?? null;
     if (!report && !row.upstream) continue;
-    const detail = row.el.querySelector(".detail");
-    detail.hidden = !report;
-    if (!report) {
-      row.upstream = false;
-      continue;
-    }
-    if (!row.upstream) {
+    row.report = report;
+    if (report && !row.upstream) {
       // Now known to be monitored: its history should include the probe latency.
       row.upstream = true;
       wantHistory(current, row, true);
     }
-    const parts = [`upstream ${report.target} (${report.protocol}, ${report.mode})`];
-    if (report.answer) parts.push(`answered ${report.answer}`);
-    if (report.latency_ms != null) parts.push(`${report.latency_ms.toFixed(1)} ms`);
-    if (report.probed_by) parts.push(`probed by ${report.probed_by}`);
-    const error = document.createElement("span");
-    error.className = "error";
-    error.textContent = report.error ? ` · last error: ${report.error}` : "";
-    detail.replaceChildren(parts.join(" · "), error);
+    row.upstream = Boolean(report);
+    if (row.el) drawReport(row);
   }
+}
+
+function drawReport(row) {
+  const { report } = row;
+  const detail = row.el.querySelector(".detail");
+  detail.hidden = !report;
+  if (!report) return;
+  const parts = [`upstream ${report.target} (${report.protocol}, ${report.mode})`];
+  if (report.answer) parts.push(`answered ${report.answer}`);
+  if (report.latency_ms != null) parts.push(`${report.latency_ms.toFixed(1)} ms`);
+  if (report.probed_by) parts.push(`probed by ${report.probed_by}`);
+  const error = document.createElement("span");
+  error.className = "error";
+  error.textContent = report.error ? ` · last error: ${report.error}` : "";
+  detail.replaceChildren(parts.join(" · "), error);
 }
 
 /**
@@ -497,22 +638,30 @@ async function loadAlerts(current) {
   }
   if (current.stopped) return;
   for (const row of current.rows.values()) {
-    const info = alerts?.services?.[row.name];
-    const el = row.el.querySelector(".alert");
-    const parts = [];
-    if (info?.maintenance_until_ms) parts.push(`maintenance until ${stamp.format(info.maintenance_until_ms)}`);
-    if (info?.firing) parts.push(`alert firing since ${stamp.format(info.firing.since_ms)}`);
-    const last = info?.last;
-    if (last) {
-      const when = last.at_ms ? ` at ${stamp.format(last.at_ms)}` : "";
-      parts.push(`last ${last.kind} notice to ${last.receiver}: ${last.state}${when}`);
-    }
-    el.textContent = parts.join(" · ");
-    el.title = last?.outcome ?? "";
-    el.hidden = parts.length === 0;
-    el.dataset.firing = Boolean(info?.firing);
-    el.dataset.maintenance = Boolean(info?.maintenance_until_ms);
+    const info = alerts?.services?.[row.name] ?? null;
+    if (!info && !row.alerts) continue;
+    row.alerts = info;
+    if (row.el) drawAlerts(row);
   }
+}
+
+/** A row's alert line: an alert firing, the last notice's fate, a maintenance window. */
+function drawAlerts(row) {
+  const info = row.alerts;
+  const el = row.el.querySelector(".alert");
+  const parts = [];
+  if (info?.maintenance_until_ms) parts.push(`maintenance until ${stamp.format(info.maintenance_until_ms)}`);
+  if (info?.firing) parts.push(`alert firing since ${stamp.format(info.firing.since_ms)}`);
+  const last = info?.last;
+  if (last) {
+    const when = last.at_ms ? ` at ${stamp.format(last.at_ms)}` : "";
+    parts.push(`last ${last.kind} notice to ${last.receiver}: ${last.state}${when}`);
+  }
+  el.textContent = parts.join(" · ");
+  el.title = last?.outcome ?? "";
+  el.hidden = parts.length === 0;
+  el.dataset.firing = Boolean(info?.firing);
+  el.dataset.maintenance = Boolean(info?.maintenance_until_ms);
 }
 
 function upstreamsSoon(current) {
@@ -523,44 +672,22 @@ function upstreamsSoon(current) {
   }, 100);
 }
 
-async function refresh(current) {
-  try {
-    const statuses = await current.client.list();
-    if (current.stopped) return;
-    addRows(current, Object.keys(statuses));
-    // Rows without a Watch take their status from List; a watched row's stream is fresher.
-    for (const row of current.rows.values()) {
-      if (row.handle) continue;
-      const status = Object.hasOwn(statuses, row.name) ? statuses[row.name] : "SERVICE_UNKNOWN";
-      render(row, { status, state: "listed" });
-    }
-    document.body.dataset.endpointState = "ok";
-    summarizeSoon();
-    balance(current);
-    upstreamsSoon(current);
-  } catch (err) {
-    if (current.stopped) return;
-    const why = err.code ? `${err.code}: ${err.message}` : String(err);
-    show(`Cannot reach ${current.endpoint} (${why}). Retrying…`, "unreachable");
-  }
-  if (!current.stopped) current.timer = setTimeout(() => refresh(current), LIST_EVERY_MS);
-}
-
 function stop(current) {
   current.stopped = true;
-  clearTimeout(current.timer);
-  clearTimeout(current.balanceTimer);
+  current.handle.close();
+  cancelAnimationFrame(current.layoutFrame);
   clearTimeout(current.upstreamsTimer);
-  current.observer.disconnect();
+  current.resize.disconnect();
   for (const row of current.rows.values()) {
-    row.handle?.close();
     clearTimeout(row.timer);
+    clearTimeout(row.settle);
   }
 }
 
 function start(endpoint) {
   if (view) stop(view);
   $("#services").replaceChildren();
+  $("#services").style.height = "0";
   $("#endpoint").value = endpoint;
   delete document.body.dataset.history;
   document.title = `Service health: ${endpoint}`;
@@ -574,16 +701,35 @@ function start(endpoint) {
     return;
   }
   const current = {
-    client, endpoint, rows: new Map(), byElement: new WeakMap(), visible: new Set(),
-    queue: [], active: 0, noHistory: false, monitors: false, fleet: false,
-    timer: 0, balanceTimer: 0, upstreamsTimer: 0, stopped: false,
+    client, endpoint, rows: new Map(), byElement: new WeakMap(), shown: [], tops: new Float64Array(1),
+    drawn: new Set(), incoming: null, synced: false, state: "reconnecting", why: "", estimate: 0,
+    reorder: true, layoutFrame: 0, ...filters(),
+    queue: [], active: 0, noHistory: false, monitors: false, fleet: false, upstreamsTimer: 0, stopped: false,
   };
-  // Rows count as in view a little before they scroll in, so they arrive filled.
-  current.observer = new IntersectionObserver((entries) => seen(current, entries), { rootMargin: "100px 0px" });
+  current.resize = new ResizeObserver((entries) => resized(current, entries));
   view = current;
-  refresh(current);
+  current.handle = client.watchAll((update) => {
+    if (!current.stopped) apply(current, update);
+  });
+  upstreamsSoon(current);
   loadInstance(current);
   loadAlerts(current);
+}
+
+/** What the filter box, the status filter and "not serving first" ask for. */
+function filters() {
+  return {
+    nameFilter: $("#name-filter").value.trim(),
+    statusFilter: $("#status-filter").value,
+    problemsFirst: $("#problems-first").checked,
+  };
+}
+
+function refilter() {
+  if (!view) return;
+  Object.assign(view, filters());
+  view.reorder = true;
+  layoutSoon(view);
 }
 
 $("#endpoint-form").addEventListener("submit", (event) => {
@@ -596,6 +742,10 @@ $("#endpoint-form").addEventListener("submit", (event) => {
   start(endpoint);
 });
 addEventListener("popstate", () => start(endpointFromUrl()));
+for (const id of ["#name-filter", "#status-filter", "#problems-first"]) $(id).addEventListener("input", refilter);
+$("#filters").addEventListener("submit", (event) => event.preventDefault());
+addEventListener("scroll", () => view && layoutSoon(view), { passive: true });
+addEventListener("resize", () => view && layoutSoon(view));
 setInterval(tick, 1000);
 // Errors and latencies change without a status change; refresh them while there are any.
 setInterval(() => view?.monitors && loadUpstreams(view), UPSTREAMS_EVERY_MS);
@@ -603,7 +753,7 @@ setInterval(() => view && loadInstance(view), INSTANCE_EVERY_MS);
 setInterval(() => view && loadAlerts(view), ALERTS_EVERY_MS);
 // Rows in view whose history has grown old.
 setInterval(() => {
-  for (const row of view?.visible ?? []) wantHistory(view, row);
+  for (const row of view?.drawn ?? []) wantHistory(view, row);
 }, 5_000);
 
 try {

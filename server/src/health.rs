@@ -32,6 +32,9 @@ pub struct HealthLimits {
     pub max_service_name: usize,
     /// Most services List returns before it answers RESOURCE_EXHAUSTED (grpc-go: 100).
     pub max_list: usize,
+    /// How many changes the registry keeps for WatchAll streams that resume
+    /// ([`crate::statuses`]); a stream further behind gets a new snapshot.
+    pub watch_all_backlog: usize,
 }
 
 impl Default for HealthLimits {
@@ -39,6 +42,7 @@ impl Default for HealthLimits {
         Self {
             max_service_name: 512,
             max_list: 100,
+            watch_all_backlog: crate::registry::DEFAULT_BACKLOG,
         }
     }
 }

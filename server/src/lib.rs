@@ -19,7 +19,8 @@
 //! - [`settings`]: [`Settings`], and what is wrong with them.
 //! - [`server`]: [`Server`]: builds every part from the settings, then runs them.
 //! - [`registry`]: the statuses and their watch channels.
-//! - [`health`]: Check, Watch, List.
+//! - [`health`]: Check, Watch, List; [`statuses`]: every service on one stream
+//!   (WatchAll).
 //! - [`routes`]: which request goes where; [`web`]: `/healthz`, `/upstreams`, the
 //!   page; [`cors`]: which other origins may call.
 //! - [`serve`]: the accept loop, every connection's clock and limits, the bounded
@@ -52,6 +53,7 @@ pub mod serve;
 pub mod server;
 pub mod settings;
 pub mod status;
+pub mod statuses;
 pub mod tls;
 pub mod upstream;
 pub mod web;

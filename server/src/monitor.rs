@@ -6,7 +6,8 @@
 //! - Thresholds count consecutive probe results (polls, errors, failed
 //!   reconnects), as Kubernetes and Envoy count them.
 //! - Each upstream has its own task, deadline and jittered interval, so a
-//!   hanging one never delays another.
+//!   hanging one never delays another; upstreams on one address share its
+//!   connections ([`pool`]: a Watch stream each on one HTTP/2 connection).
 //! - [`Monitor::apply`] adds, changes and removes upstreams on reload without
 //!   touching the others; a removed one leaves the registry.
 //!
@@ -16,8 +17,10 @@
 //! - `task`: one upstream's loop: Watch, poll, or plain HTTP.
 //! - `thresholds`: the consecutive-result counters.
 //! - `http`: the plain HTTP probe.
+//! - `pool`: the connections the upstreams on one address share.
 
 mod http;
+pub mod pool;
 mod task;
 mod thresholds;
 
@@ -106,6 +109,8 @@ pub struct Monitor {
     running: HashMap<String, (UpstreamConfig, JoinHandle<()>)>,
     /// The replica that probes, named in its reports and its User-Agent.
     replica: Option<String>,
+    /// The connections, shared by the upstreams on one address.
+    pool: pool::Pool,
 }
 
 impl Monitor {
@@ -124,7 +129,20 @@ impl Monitor {
             allowed: None,
             running: HashMap::new(),
             replica: None,
+            pool: pool::Pool::new(pool::DEFAULT_PER_CONNECTION),
         }
+    }
+
+    /// Lets at most `upstreams` share one connection (an HTTP/2 stream each); more
+    /// on one address open another.
+    pub fn upstreams_per_connection(mut self, upstreams: usize) -> Self {
+        self.pool = pool::Pool::new(upstreams);
+        self
+    }
+
+    /// How many connections the upstream tasks hold to their upstreams, shared.
+    pub async fn connections(&self) -> usize {
+        self.pool.connections().await
     }
 
     /// A monitor of the replica `replica`, which probes an upstream only once
@@ -234,6 +252,7 @@ impl Monitor {
                     self.reports.clone(),
                     self.observers.clone(),
                     self.replica.clone(),
+                    self.pool.clone(),
                 )
                 .run(),
             );

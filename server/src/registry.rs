@@ -12,9 +12,17 @@
 //! [`HealthRegistry::resume`]; each has a `_because` twin that says who made the
 //! change ([`Reason`]), for the [`Observer`]s (history, metrics) that hear of
 //! every change as it is made.
+//!
+//! Every change also goes into a bounded [`journal`] with a number, so that one
+//! stream can follow every service at once (`healthweb.v1.Statuses/WatchAll`):
+//! [`HealthRegistry::snapshot`], then [`HealthRegistry::changes_since`] whenever
+//! [`HealthRegistry::positions`] moves.
+
+mod journal;
 
 use std::{
     collections::{BTreeMap, HashMap},
+    hash::{BuildHasher, RandomState},
     sync::{Arc, RwLock},
 };
 
@@ -97,13 +105,22 @@ pub struct HealthRegistry {
 struct Inner {
     state: RwLock<State>,
     observers: Vec<Arc<dyn Observer>>,
+    /// Tells a journal position's readers that it moved.
+    positions: watch::Sender<u64>,
+    /// Random, so that a journal position given out before a restart is never
+    /// taken for one of this registry's.
+    epoch: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     services: HashMap<String, watch::Sender<ServingStatus>>,
     shut_down: bool,
+    journal: journal::Journal,
 }
+
+/// How many changes the journal keeps for streams that resume, by default.
+pub const DEFAULT_BACKLOG: usize = 10_000;
 
 impl Default for HealthRegistry {
     fn default() -> Self {
@@ -120,10 +137,21 @@ impl HealthRegistry {
     /// A registry whose every change `observers` hear of, starting with the whole
     /// server, `""`, registered SERVING (for [`Cause::Config`]: it is the default).
     pub fn observed(observers: Vec<Arc<dyn Observer>>) -> Self {
+        Self::with_backlog(observers, DEFAULT_BACKLOG)
+    }
+
+    /// [`Self::observed`], with a journal of the last `backlog` changes.
+    pub fn with_backlog(observers: Vec<Arc<dyn Observer>>, backlog: usize) -> Self {
         let registry = Self {
             inner: Arc::new(Inner {
-                state: RwLock::new(State::default()),
+                state: RwLock::new(State {
+                    services: HashMap::new(),
+                    shut_down: false,
+                    journal: journal::Journal::new(backlog),
+                }),
                 observers,
+                positions: watch::Sender::new(0),
+                epoch: RandomState::new().hash_one(std::time::SystemTime::now()),
             }),
         };
         registry
@@ -189,7 +217,13 @@ impl HealthRegistry {
         } else {
             tx.send_replace(ServingStatus::ServiceUnknown);
         }
-        self.tell(service, was, ServingStatus::ServiceUnknown, reason);
+        self.tell(
+            &mut state,
+            service,
+            was,
+            ServingStatus::ServiceUnknown,
+            reason,
+        );
         Ok(())
     }
 
@@ -298,7 +332,47 @@ impl HealthRegistry {
     pub fn channel_count(&self) -> usize {
         self.read().services.len()
     }
+
+    /// Every registered service with its status, sorted by name, and the journal
+    /// position they stand at: [`Self::changes_since`] it is what came after.
+    pub fn snapshot(&self) -> (u64, Vec<(String, ServingStatus)>) {
+        let state = self.read();
+        let mut services: Vec<_> = state
+            .services
+            .iter()
+            .map(|(name, tx)| (name.clone(), *tx.borrow()))
+            .filter(|(_, status)| *status != ServingStatus::ServiceUnknown)
+            .collect();
+        services.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        (state.journal.position(), services)
+    }
+
+    /// At most `max` changes from journal position `from` on (SERVICE_UNKNOWN:
+    /// removed), oldest first, and the position after them; `None` when the
+    /// journal no longer reaches back to `from` (or never reached it).
+    pub fn changes_since(&self, from: u64, max: usize) -> Option<Changes> {
+        self.read().journal.since(from, max)
+    }
+
+    /// The journal's position, moving with every change: what a stream following
+    /// every service waits on.
+    pub fn positions(&self) -> watch::Receiver<u64> {
+        self.inner.positions.subscribe()
+    }
+
+    /// How many streams follow every service ([`Self::positions`]) right now.
+    pub fn followers(&self) -> usize {
+        self.inner.positions.receiver_count()
+    }
+
+    /// This registry's own number: journal positions are its alone.
+    pub fn epoch(&self) -> u64 {
+        self.inner.epoch
+    }
 }
+
+/// Changes read from the journal, oldest first, and the position after them.
+pub type Changes = (Vec<(Arc<str>, ServingStatus)>, u64);
 
 impl HealthRegistry {
     fn publish(&self, state: &mut State, service: &str, status: ServingStatus, reason: Reason<'_>) {
@@ -320,11 +394,20 @@ impl HealthRegistry {
             }
         };
         if was != status {
-            self.tell(service, was, status, reason);
+            self.tell(state, service, was, status, reason);
         }
     }
 
-    fn tell(&self, service: &str, from: ServingStatus, to: ServingStatus, reason: Reason<'_>) {
+    fn tell(
+        &self,
+        state: &mut State,
+        service: &str,
+        from: ServingStatus,
+        to: ServingStatus,
+        reason: Reason<'_>,
+    ) {
+        state.journal.push(service, to);
+        self.inner.positions.send_replace(state.journal.position());
         for observer in &self.inner.observers {
             observer.changed(service, from, to, reason);
         }

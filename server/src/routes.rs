@@ -6,6 +6,8 @@
 //!   gRPC-Web binary and text over HTTP/1.1 and HTTP/2 (tonic-web).
 //! - `POST /healthweb.v1.History/{Transitions,Uptime,Latency}`: every recorded
 //!   change ([`crate::history`]), likewise.
+//! - `POST /healthweb.v1.Statuses/WatchAll`: every service on one stream
+//!   ([`crate::statuses`]), likewise.
 //! - `POST /grpc.reflection.v1.ServerReflection/ServerReflectionInfo` and its
 //!   `v1alpha` twin: server reflection, for grpcurl and `buf curl`.
 //! - any other gRPC path: UNIMPLEMENTED, naming the method.
@@ -42,6 +44,7 @@ use futures_util::future::Either;
 use healthweb_proto::{
     history::history_server::{self, HistoryServer},
     pb::health_server::{self, HealthServer},
+    statuses::statuses_server::{self, StatusesServer},
     wire::{Framing, content_type},
 };
 use tokio_util::sync::CancellationToken;
@@ -56,13 +59,15 @@ use crate::{
     history::service::HistoryService,
     metrics::{self, GrpcMetrics},
     settings::Settings,
+    statuses::StatusesService,
     web::{self, WebState},
 };
 
 /// The gRPC services this server has, by their fully-qualified names.
-const GRPC_SERVICES: [&str; 4] = [
+const GRPC_SERVICES: [&str; 5] = [
     health_server::SERVICE_NAME,
     history_server::SERVICE_NAME,
+    statuses_server::SERVICE_NAME,
     v1::server_reflection_server::SERVICE_NAME,
     v1alpha::server_reflection_server::SERVICE_NAME,
 ];
@@ -94,6 +99,12 @@ pub fn app(
     )
     .accept_compressed(Gzip)
     .max_decoding_message_size(max);
+    let statuses = StatusesServer::new(StatusesService::new(
+        state.registry.clone(),
+        draining.clone(),
+    ))
+    .accept_compressed(Gzip)
+    .max_decoding_message_size(max);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(healthweb_proto::FILE_DESCRIPTOR_SET)
@@ -110,6 +121,7 @@ pub fn app(
         .max_decoding_message_size(max);
     let grpc = Routes::new(health)
         .add_service(history)
+        .add_service(statuses)
         .add_service(v1)
         .add_service(v1alpha)
         .prepare();
@@ -132,7 +144,7 @@ pub fn app(
 fn unimplemented(path: &str) -> tonic::Status {
     tonic::Status::unimplemented(format!(
         "unknown method {path}: this server has grpc.health.v1.Health (Check, Watch, List), \
-         healthweb.v1.History and server reflection"
+         healthweb.v1.History, healthweb.v1.Statuses (WatchAll) and server reflection"
     ))
 }
 

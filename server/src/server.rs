@@ -163,7 +163,7 @@ impl Server {
         if shared {
             observers.push(Arc::new(drained.clone()));
         }
-        let registry = HealthRegistry::observed(observers);
+        let registry = HealthRegistry::with_backlog(observers, settings.health.watch_all_backlog);
         let upstreams = configured.apply(&registry)?;
         // Only now, with every other setting good, is the history touched; the
         // recorder has kept the configured statuses until its writer starts.
@@ -180,7 +180,8 @@ impl Server {
         let mut monitor = Monitor::observed(
             registry.clone(),
             vec![recorder.clone(), Arc::new(metrics.clone())],
-        );
+        )
+        .upstreams_per_connection(settings.upstreams_per_connection);
         let view = fleet::View::default();
         let fleet = match opened.postgres {
             None => None,

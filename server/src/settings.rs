@@ -56,6 +56,8 @@ pub struct Settings {
     pub history: HistorySettings,
     /// With history in PostgreSQL: this replica's name and its lease period.
     pub replica: ReplicaSettings,
+    /// How many monitored upstreams on one address share a connection.
+    pub upstreams_per_connection: usize,
 }
 
 impl Default for Settings {
@@ -78,6 +80,7 @@ impl Default for Settings {
             tls: None,
             history: HistorySettings::default(),
             replica: ReplicaSettings::default(),
+            upstreams_per_connection: crate::monitor::pool::DEFAULT_PER_CONNECTION,
         }
     }
 }

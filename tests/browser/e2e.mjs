@@ -299,12 +299,13 @@ async function main() {
     await storePage.close();
   }
 
-  // A thousand services: all listed at once, but the network is spent on the rows in
-  // view only: History for them (not for the other thousand), at most five Watch streams.
+  // Ten thousand services: one WatchAll stream carries them, and only the rows in view
+  // are in the DOM; History is asked for those rows only. A change on the server shows,
+  // the filters and "not serving first" find it, and the counts stand above the list.
   const many = join(dir, "many.toml");
-  const names = Array.from({ length: 1000 }, (_, i) => `svc-${String(i).padStart(4, "0")}`);
+  const names = Array.from({ length: 10_000 }, (_, i) => `svc-${String(i).padStart(5, "0")}`);
   writeFileSync(many, `[services]\n${names.map((name) => `"${name}" = "SERVING"\n`).join("")}`);
-  const big = await serve("127.0.0.1:0", "--config", many, "--list-limit", "2000");
+  const big = await serve("127.0.0.1:0", "--config", many);
   const bigPage = await browser.newPage({ viewport: { width: 900, height: 560 } });
   bigPage.on("pageerror", (error) => errors.push(error.message));
   // Each History request, by the service it asks about: the gRPC-Web frame's 5 bytes,
@@ -315,37 +316,65 @@ async function main() {
     const body = request.postDataBuffer() ?? Buffer.alloc(0);
     historyCalls.push(body[5] === 0x0a ? body.subarray(7, 7 + body[6]).toString() : "");
   });
+  const inDom = () => bigPage.$$eval("li.service", (items) => items.map((li) => li.dataset.service));
   const loadStart = Date.now();
   await bigPage.goto(`${big.url}/`);
-  await bigPage.waitForFunction(() => document.querySelectorAll("li.service").length === 1001, null, { timeout: 30_000 });
-  const listedAfter = Date.now() - loadStart;
-  await bigPage.waitForSelector(`${row("svc-0000")}[data-history="loaded"]`, { timeout: 30_000 });
-  const filledAfter = Date.now() - loadStart;
-  // Then nothing more is asked for while the page stands still (the next refresh of a
-  // row's history is a minute away).
+  await bigPage.waitForSelector(row("svc-00000"), { timeout: 30_000 });
+  const firstAfter = Date.now() - loadStart;
+  await bigPage.waitForFunction(() => /^10001 services at .*: 10001 serving$/.test(document.querySelector("#message").innerText),
+    null, { timeout: 30_000 });
+  await bigPage.waitForSelector(`${row("svc-00000")}[data-history="loaded"]`, { timeout: 30_000 });
+  // Then nothing more is asked for while the page stands still.
   await new Promise((resolve) => setTimeout(resolve, 2_000));
   const atTop = historyCalls.length;
   const asked = [...new Set(historyCalls)];
-  const filled = await bigPage.$$eval('li.service[data-history="loaded"]', (items) => items.map((li) => li.dataset.service));
-  assert.ok(atTop > 0 && atTop <= 60, `${atTop} History requests at the top of 1001 rows`);
-  assert.ok(asked.every((name) => name < "svc-0030"), `History asked about ${asked}`);
-  assert.ok(filled.every((name) => name < "svc-0030"), `rows with history at the top: ${filled}`);
-  assert.ok(await bigPage.isVisible(`${row("svc-0000")} .bar li[data-worst="SERVING"]`), "svc-0000's bar");
-  const watching = await watchStreams(big);
-  assert.ok(watching > 0 && watching <= 5, `${watching} Watch streams open`);
-  ok(`1000 services listed after ${listedAfter} ms, the first uptime after ${filledAfter} ms; ` +
-    `${atTop} History requests about ${asked.length} rows in view, ${watching} Watch streams`);
-  // At the bottom, the last rows get theirs; the rows jumped over are never asked about.
+  const drawn = await inDom();
+  assert.ok(drawn.length > 0 && drawn.length <= 40, `${drawn.length} rows in the DOM at the top: ${drawn}`);
+  assert.ok(drawn.every((name) => name < "svc-00040"), `rows in the DOM at the top: ${drawn}`);
+  assert.ok(atTop > 0 && atTop <= 80, `${atTop} History requests at the top of 10001 rows`);
+  assert.ok(asked.every((name) => name < "svc-00040"), `History asked about ${asked}`);
+  const metrics = await (await fetch(`${big.url}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+  assert.match(metrics, /^healthweb_watch_all_streams(\{\})? 1$/m, "one WatchAll stream");
+  assert.equal(await watchStreams(big), 0, "no Watch stream per row");
+  ok(`10000 services: the first row after ${firstAfter} ms, ${drawn.length} rows in the DOM, ` +
+    `${atTop} History requests about ${asked.length} rows in view, one WatchAll stream`);
+
+  const flipped10k = Date.now();
+  await admin(big, "PUT", "svc-00002", "NOT_SERVING");
+  await bigPage.waitForSelector(`${row("svc-00002")}[data-status="NOT_SERVING"]`, { timeout: 10_000 });
+  await bigPage.waitForFunction(() => /: 1 not serving, 10000 serving$/.test(document.querySelector("#message").innerText),
+    null, { timeout: 10_000 });
+  ok(`a change among 10000 shown after ${Date.now() - flipped10k} ms, and counted`);
+
+  // At the bottom, the last rows are drawn (and the first ones gone) and get their history;
+  // the rows jumped over are never drawn nor asked about.
   await bigPage.evaluate(() => scrollTo(0, document.documentElement.scrollHeight));
-  await bigPage.waitForFunction((sel) => /^24 h 100 % · 7 d 100 % · 30 d 100 %$/.test(document.querySelector(sel).innerText),
-    `${row("svc-0999")} .uptime`, { timeout: 15_000 });
-  const atBottom = historyCalls.length - atTop;
-  // (A top row's own retry may still land after the count; it is not about the bottom.)
-  const askedAtBottom = [...new Set(historyCalls.slice(atTop))].filter((name) => !asked.includes(name));
-  assert.ok(atBottom > 0 && atBottom <= 60, `${atBottom} more History requests at the bottom`);
-  assert.ok(askedAtBottom.every((name) => name > "svc-0970"), `History asked about ${askedAtBottom}`);
-  assert.equal(await bigPage.locator(`${row("svc-0500")}[data-history]`).count(), 0, "a row never in view");
-  ok(`scrolled to the bottom: the last rows' uptime after ${atBottom} more History requests`);
+  await bigPage.waitForFunction((sel) => /^24 h 100 % · 7 d 100 % · 30 d 100 %$/.test(document.querySelector(sel)?.innerText ?? ""),
+    `${row("svc-09999")} .uptime`, { timeout: 15_000 });
+  const drawnAtBottom = await inDom();
+  assert.ok(drawnAtBottom.length <= 40 && drawnAtBottom.every((name) => name > "svc-09960"),
+    `rows in the DOM at the bottom: ${drawnAtBottom}`);
+  assert.ok(!historyCalls.includes("svc-05000"), "a row never in view");
+  ok(`scrolled to the bottom: ${drawnAtBottom.length} rows in the DOM, the last rows' uptime shown`);
+
+  // The filters: by name, by status, and not serving first.
+  await bigPage.fill("#name-filter", "svc-0999");
+  await bigPage.waitForFunction(() => /\(10 shown\)$/.test(document.querySelector("#message").innerText), null, { timeout: 10_000 });
+  assert.ok((await inDom()).every((name) => name.startsWith("svc-0999")), `filtered by name: ${await inDom()}`);
+  await bigPage.fill("#name-filter", "");
+  await bigPage.selectOption("#status-filter", "NOT_SERVING");
+  await bigPage.waitForFunction(() => /\(1 shown\)$/.test(document.querySelector("#message").innerText), null, { timeout: 10_000 });
+  assert.deepEqual(await inDom(), ["svc-00002"]);
+  assert.match(await bigPage.locator("#status-filter option:checked").innerText(), /^Not serving \(1\)$/);
+  await bigPage.selectOption("#status-filter", "");
+  await bigPage.check("#problems-first");
+  await bigPage.evaluate(() => scrollTo(0, 0));
+  await bigPage.waitForFunction(() => {
+    const rows = [...document.querySelectorAll("li.service")];
+    const top = (li) => new DOMMatrix(getComputedStyle(li).transform).m42;
+    return rows.length > 0 && rows.reduce((a, b) => (top(a) <= top(b) ? a : b)).dataset.service === "svc-00002";
+  }, null, { timeout: 10_000 });
+  ok("filters by name and by status, and not serving first");
   await bigPage.close();
 
   const allowed = new Set([new URL(second.url).origin, new URL(other.url).origin, new URL(fleet.url).origin,

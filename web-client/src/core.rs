@@ -159,6 +159,26 @@ impl<T: Transport> Client<T> {
         Ok(Watch(stream))
     }
 
+    /// Opens a server-streaming call of `method` and reads its first message, both
+    /// within the deadline: the server sends one at once, so a hung server is a failed
+    /// attempt, not a silent "live". Watch and WatchAll both open their streams here,
+    /// so the browser module holds the transport's streaming path once.
+    pub(crate) async fn open_first(
+        &self,
+        method: &'static str,
+        request: Vec<u8>,
+    ) -> Result<(T::Stream, Option<Vec<u8>>), Error> {
+        self.within_deadline(async {
+            let mut stream = self
+                .transport
+                .server_streaming(method, request, self.call(false))
+                .await?;
+            let first = stream.next().await?;
+            Ok((stream, first))
+        })
+        .await
+    }
+
     /// One unary call under the deadline: `request` encoded, the reply decoded.
     pub(crate) async fn unary<R: prost::Message + Default>(
         &self,

@@ -1,5 +1,5 @@
-//! The JavaScript API: `new HealthClient(baseUrl, options?)` with `check`, `list` and
-//! `watch`. Promises reject with a real `Error` whose `code` is the gRPC code name, so a
+//! The JavaScript API: `new HealthClient(baseUrl, options?)` with `check`, `list`,
+//! `history`, `watch` and `watchAll`. Promises reject with a real `Error` whose `code` is the gRPC code name, so a
 //! frontend branches on `err.code === "NOT_FOUND"` instead of parsing messages.
 
 use std::{pin::Pin, rc::Rc, time::Duration};
@@ -9,7 +9,7 @@ use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::{Error, HistoryQuery, Options, Update, core::path, js_replies};
+use crate::{AllUpdate, Error, HistoryQuery, Options, Update, core::path, js_replies};
 
 #[cfg(feature = "fetch-lite")]
 use crate::fetch_lite::{Browser, browser};
@@ -81,6 +81,25 @@ impl HealthClient {
             core.watch(&service, |update| {
                 // A throwing callback must not end the watch; the page would go stale.
                 let _ = on_update.call1(&JsValue::UNDEFINED, &to_js_update(update));
+            })
+            .await
+        });
+        spawn(async move {
+            let _ = task.await;
+        });
+        WatchHandle { abort }
+    }
+
+    /// Calls `onUpdate` with every message of one stream for all services (a
+    /// snapshot, then the changes), reconnecting and resuming until the handle is
+    /// closed; see `FleetUpdate` in the typings.
+    #[wasm_bindgen(js_name = watchAll)]
+    pub fn watch_all(&self, on_update: Function) -> WatchHandle {
+        let core = self.core.clone();
+        let (task, abort) = abortable(async move {
+            core.watch_all(|update| {
+                // A throwing callback must not end the stream; the page would go stale.
+                let _ = on_update.call1(&JsValue::UNDEFINED, &to_js_fleet_update(update));
             })
             .await
         });
@@ -182,6 +201,18 @@ fn to_js_update(update: Update) -> JsValue {
     );
     let _ = Reflect::set(&object, &"state".into(), &update.state.as_str().into());
     if let Some(error) = update.error {
+        let _ = Reflect::set(&object, &"error".into(), &to_js(error));
+    }
+    object.into()
+}
+
+fn to_js_fleet_update(update: AllUpdate) -> JsValue {
+    let (object, error) = match js_replies::fleet_update(update.message.as_deref().unwrap_or(&[])) {
+        Ok(object) => (object, update.error),
+        Err(e) => (js_replies::fleet_update(&[]).unwrap_or_default(), Some(e)),
+    };
+    let _ = Reflect::set(&object, &"state".into(), &update.state.as_str().into());
+    if let Some(error) = error {
         let _ = Reflect::set(&object, &"error".into(), &to_js(error));
     }
     object.into()

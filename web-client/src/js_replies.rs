@@ -1,5 +1,5 @@
-//! Replies as JavaScript objects: List's `StatusMap` and History's `ServiceHistory`
-//! (see the typings), statuses and causes as their names, times as Unix milliseconds.
+//! Replies as JavaScript objects: List's `StatusMap`, History's `ServiceHistory` and
+//! WatchAll's `FleetUpdate` (see the typings), statuses and causes as their names, times as Unix milliseconds.
 //!
 //! The replies go from protobuf's wire format to JavaScript objects in one pass, led by
 //! a table per message (field number, JavaScript name, kind), rather than through
@@ -8,7 +8,7 @@
 //! table, for List), which is what keeps the browser module within its budget.
 //! Check and Watch, whose one status the core itself reads, stay with prost.
 //!
-//! The tables restate `health.proto` and `history.proto` by field number: a change
+//! The tables restate `health.proto`, `history.proto` and `statuses.proto` by field number: a change
 //! there must be made here too. The browser tests (`tests/browser.rs`) read every field
 //! of the typings from a real server's replies, so a table that drifts fails them.
 
@@ -35,6 +35,14 @@ pub fn history(replies: &EncodedHistory) -> Result<JsValue, Error> {
     set(&history, "uptime", uptime.into());
     fill(&history, &replies.latency, LATENCY)?;
     Ok(history.into())
+}
+
+/// A `FleetUpdate` from an encoded `WatchAllResponse` (from nothing: every field at
+/// its zero value, for a failed attempt's report).
+pub fn fleet_update(reply: &[u8]) -> Result<Object, Error> {
+    let update = Object::new();
+    fill(&update, reply, WATCH_ALL)?;
+    Ok(update)
 }
 
 /// How a field's value becomes a JavaScript value.
@@ -69,6 +77,15 @@ use Kind::*;
 const LIST: &[Field] = &[(1, "statuses", Statuses)];
 const ENTRY: &[Field] = &[(1, "key", Text), (2, "value", Message(STATUS))];
 const STATUS: &[Field] = &[(1, "status", Status)];
+
+// statuses.proto's WatchAllResponse and its ServiceStatus.
+const WATCH_ALL: &[Field] = &[
+    (1, "reset", Bool),
+    (2, "statuses", List(SERVICE_STATUS)),
+    (3, "synced", Bool),
+    (4, "resumeToken", Text),
+];
+const SERVICE_STATUS: &[Field] = &[(1, "service", Text), (2, "status", Status)];
 
 // history.proto's messages, field by field.
 const TRANSITIONS: &[Field] = &[(1, "transitions", List(TRANSITION)), (2, "truncated", Bool)];

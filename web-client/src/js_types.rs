@@ -50,6 +50,31 @@ export interface WatchUpdate {
   error?: HealthError;
 }
 
+/** One service's status in a `FleetUpdate`; `SERVICE_UNKNOWN`: the service was removed. */
+export interface ServiceStatus {
+  service: string;
+  status: WatchStatus;
+}
+
+/**
+ * One report of `watchAll`: a message of the stream (the snapshot's, or changes), or,
+ * with `statuses` empty and `error` set, a failed attempt.
+ */
+export interface FleetUpdate {
+  /** A snapshot starts: forget every status held before applying `statuses`. */
+  reset: boolean;
+  /** Apply in order: a snapshot's by name, or changes oldest first. */
+  statuses: ServiceStatus[];
+  /** The statuses held now are the server's, whole: false on a snapshot's messages before its last. */
+  synced: boolean;
+  /** Where the stream stands; the client resumes from it by itself after a reconnect. */
+  resumeToken: string;
+  /** `live` while the stream is open; `reconnecting` or `down` after a failed attempt. */
+  state: ConnectionState;
+  /** Why the last attempt failed, when `state` is `reconnecting` or `down`. */
+  error?: HealthError;
+}
+
 /** Why a status changed, as healthweb's History records it. */
 export type Cause =
   | "CONFIG"        // the --service flags or the config file, at start
@@ -176,5 +201,12 @@ export class HealthClient {
   history(service: string, options?: HistoryOptions): Promise<ServiceHistory>;
   /** Calls `onUpdate` at once with the current status, then on every change, until `close()`. */
   watch(service: string, onUpdate: (update: WatchUpdate) => void): WatchHandle;
+  /**
+   * Every service on one stream (healthweb's `healthweb.v1.Statuses/WatchAll`): a snapshot,
+   * then each change, until `close()`. After a reconnect the stream resumes where it stopped,
+   * with only the changes missed, or with a new snapshot (`reset`) when the server no longer
+   * has them. Reconnects as `watch` does; a server without WatchAll fails with UNIMPLEMENTED.
+   */
+  watchAll(onUpdate: (update: FleetUpdate) => void): WatchHandle;
 }
 "#;

@@ -16,6 +16,8 @@
 //! - [`history`]: healthweb's History service (transitions, uptime, probe latency).
 //! - [`watch`]: Watch as the spec's client rules want it (reconnect with backoff, poll
 //!   Check on UNIMPLEMENTED) and its [`ConnState`].
+//! - [`watch_all`]: every service on one stream (`healthweb.v1.Statuses`), resumed
+//!   after a reconnect from the last token.
 //! - [`backoff`]: the exponential backoff policy between reconnect attempts.
 //! - [`error`]: [`Error`], which always carries a gRPC code name.
 //! - `rt`: what the core needs from its platform, a timer and a random number.
@@ -75,11 +77,13 @@ mod tonic_transport;
 #[cfg(all(target_arch = "wasm32", feature = "tonic-web-wasm-client"))]
 pub mod tonic_wasm;
 pub mod watch;
+pub mod watch_all;
 
 pub use crate::{
     core::{Call, Client, MessageStream, Options, Transport, Watch},
     error::Error,
     history::{EncodedHistory, History, HistoryQuery},
     watch::{ConnState, Update},
+    watch_all::AllUpdate,
 };
 pub use healthweb_proto::pb::health_check_response::ServingStatus;

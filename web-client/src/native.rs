@@ -139,6 +139,22 @@ pub type NativeClient = Client<Grpc<Channel>>;
 /// Dials `target` once (so an unreachable server is a [`ConnectError`]) and returns a
 /// client that reconnects by itself afterwards.
 pub async fn connect(target: &Target, options: Options) -> Result<NativeClient, ConnectError> {
+    build(target, options, true).await
+}
+
+/// A client of `target` that dials on its first call, and again when its connection
+/// is lost: a failure to connect is that call's error (UNAVAILABLE). Clones of its
+/// transport share its connection (native gRPC: one HTTP/2 connection, a stream per
+/// call; gRPC-Web: hyper's pool of HTTP/1.1 connections).
+pub async fn connect_lazy(target: &Target, options: Options) -> Result<NativeClient, ConnectError> {
+    build(target, options, false).await
+}
+
+async fn build(
+    target: &Target,
+    options: Options,
+    dial: bool,
+) -> Result<NativeClient, ConnectError> {
     let uri = target_uri(target)?;
     let dialer = connector(target, uri.scheme() == Some(&http::uri::Scheme::HTTPS))?;
     let unreachable = |error: &(dyn std::error::Error + 'static)| match timed_out(error) {
@@ -162,18 +178,24 @@ pub async fn connect(target: &Target, options: Options) -> Result<NativeClient, 
                     .user_agent(agent.clone())
                     .map_err(|e| ConnectError::Invalid(format!("bad user agent: {e}")))?;
             }
-            let channel = endpoint
-                .connect_with_connector(dialer)
-                .await
-                .map_err(|e| unreachable(&e))?;
+            let channel = if dial {
+                endpoint
+                    .connect_with_connector(dialer)
+                    .await
+                    .map_err(|e| unreachable(&e))?
+            } else {
+                endpoint.connect_with_connector_lazy(dialer)
+            };
             BoxCloneSyncService::new(channel.map_err(|e| ChannelError(e.into())))
         }
         Protocol::GrpcWeb | Protocol::GrpcWebText => {
-            dialer
-                .clone()
-                .oneshot(uri.clone())
-                .await
-                .map_err(|e| unreachable(&*e))?;
+            if dial {
+                dialer
+                    .clone()
+                    .oneshot(uri.clone())
+                    .await
+                    .map_err(|e| unreachable(&*e))?;
+            }
             let http = legacy::Client::builder(TokioExecutor::new()).build(dialer);
             let text = target.protocol == Protocol::GrpcWebText;
             let agent = target.user_agent.clone();

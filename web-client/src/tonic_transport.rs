@@ -100,9 +100,15 @@ impl Codec for Raw {
     }
 }
 
+// Small first buffers, as the server's codec has them: tonic's 8 KiB each would be
+// most of what the monitor's 10,000 Watch streams cost.
 impl Encoder for Raw {
     type Item = Vec<u8>;
     type Error = Status;
+
+    fn buffer_settings(&self) -> tonic::codec::BufferSettings {
+        healthweb_proto::codec::buffers()
+    }
 
     fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         bytes::BufMut::put_slice(dst, &item);
@@ -114,6 +120,10 @@ impl Decoder for Raw {
     type Item = Vec<u8>;
     type Error = Status;
 
+    fn buffer_settings(&self) -> tonic::codec::BufferSettings {
+        healthweb_proto::codec::buffers()
+    }
+
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
         let mut message = vec![0; bytes::Buf::remaining(src)];
         bytes::Buf::copy_to_slice(src, &mut message);
@@ -123,6 +133,8 @@ impl Decoder for Raw {
 
 /// tonic's channel enforces the `grpc-timeout` it sends, and reports the expiry
 /// as CANCELLED ("Timeout expired"); for the caller it is the deadline passing.
+/// Natively, a status made of a transport error (a channel that dials on its first
+/// call, and failed) says why: "transport error: tcp connect error: Connection refused".
 fn from_status(status: Status, timeout: Option<std::time::Duration>) -> Error {
     match timeout {
         Some(limit)
@@ -130,6 +142,15 @@ fn from_status(status: Status, timeout: Option<std::time::Duration>) -> Error {
         {
             Error::Deadline(limit)
         }
+        #[cfg(feature = "native")]
+        _ => match std::error::Error::source(&status) {
+            Some(source) => {
+                let why = crate::native::error_chain(source);
+                Error::new(status.code(), &format!("{}: {why}", status.message()))
+            }
+            None => status.into(),
+        },
+        #[cfg(not(feature = "native"))]
         _ => status.into(),
     }
 }

@@ -6,7 +6,15 @@ use std::time::Duration;
 
 use tonic::Code;
 
-use crate::{Client, Error, ServingStatus, Transport, backoff::Backoff, rt};
+use healthweb_proto::pb::{HealthCheckRequest, HealthCheckResponse};
+use prost::Message;
+
+use crate::{
+    Client, Error, MessageStream, ServingStatus, Transport,
+    backoff::Backoff,
+    core::{decode, path},
+    rt,
+};
 
 /// How often Check is polled when the server does not implement Watch.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(5);
@@ -96,17 +104,15 @@ impl<T: Transport> Client<T> {
         service: &str,
         on_status: &mut dyn FnMut(ServingStatus),
     ) -> Result<(), Error> {
-        let (mut stream, first) = self
-            .within_deadline(async {
-                let mut stream = self.open_watch(service).await?;
-                let first = stream.message().await?;
-                Ok((stream, first))
-            })
+        let request = HealthCheckRequest {
+            service: service.to_owned(),
+        };
+        let (mut stream, mut next) = self
+            .open_first(path::WATCH, request.encode_to_vec())
             .await?;
-        let mut next = first;
         while let Some(message) = next {
-            on_status(message.status());
-            next = stream.message().await?;
+            on_status(decode::<HealthCheckResponse>(&message)?.status());
+            next = stream.next().await?;
         }
         Ok(())
     }

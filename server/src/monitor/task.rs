@@ -6,10 +6,10 @@ use std::time::{Duration, Instant, SystemTime};
 use healthweb_client::{
     Error, Options, ServingStatus,
     backoff::jitter,
-    native::{self, NativeClient, Protocol, Target},
+    native::{NativeClient, Protocol, Target},
 };
 
-use super::{Mode, ProbeObservers, Report, Reports, Thresholds, http::HttpProbe};
+use super::{Mode, ProbeObservers, Report, Reports, Thresholds, http::HttpProbe, pool::Pool};
 use crate::{
     registry::{Cause, HealthRegistry, Reason},
     upstream::{UpstreamConfig, Via},
@@ -66,6 +66,7 @@ pub(super) struct Upstream {
     status: ServingStatus,
     /// The replica that probes, when replicas share the work.
     replica: Option<String>,
+    pool: Pool,
 }
 
 impl Upstream {
@@ -75,6 +76,7 @@ impl Upstream {
         reports: Reports,
         observers: ProbeObservers,
         replica: Option<String>,
+        pool: Pool,
     ) -> Self {
         // A restarted (or taken over) upstream keeps what it showed; a new one is
         // UNKNOWN until it knows.
@@ -90,6 +92,7 @@ impl Upstream {
             thresholds,
             status,
             replica,
+            pool,
         }
     }
 
@@ -157,7 +160,8 @@ impl Upstream {
     }
 
     /// The Health service: Watch while the upstream has it, Check every interval
-    /// once it says UNIMPLEMENTED; reconnects every interval.
+    /// once it says UNIMPLEMENTED; reconnects every interval, over the connection
+    /// it shares with the other upstreams on its address.
     async fn health(&mut self, target: &Target) {
         let options = Options {
             timeout: Some(self.config.timeout),
@@ -166,8 +170,9 @@ impl Upstream {
         let mut watch = self.config.watch;
         loop {
             let start = Instant::now();
-            let client = match native::connect(target, options.clone()).await {
-                Ok(client) => client,
+            // Held as long as the client is used: the shared connection lives on it.
+            let (client, _lease) = match self.pool.client(target, options.clone()).await {
+                Ok(shared) => shared,
                 Err(error) => {
                     self.record(Outcome::failed(
                         Mode::Poll,

@@ -140,6 +140,14 @@ pub struct ServeArgs {
     /// Most services List returns; past it List answers RESOURCE_EXHAUSTED.
     #[arg(long, env = "HEALTHWEB_LIST_LIMIT", default_value_t = HealthLimits::default().max_list)]
     list_limit: usize,
+    /// How many recent changes are kept for WatchAll streams (the page's) that
+    /// reconnect: one that missed more gets a new snapshot instead.
+    #[arg(long, env = "HEALTHWEB_WATCH_ALL_BACKLOG", default_value_t = HealthLimits::default().watch_all_backlog)]
+    watch_all_backlog: usize,
+    /// Monitored upstreams on one address share a connection, this many on each
+    /// (an HTTP/2 stream apiece); more open another.
+    #[arg(long, env = "HEALTHWEB_UPSTREAMS_PER_CONNECTION", default_value_t = Settings::default().upstreams_per_connection as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    upstreams_per_connection: u64,
     /// Where every status change is kept: an SQLite file (created if missing),
     /// `memory` (kept only while running), or a PostgreSQL URL
     /// (postgres://USER@HOST:PORT/DB?sslmode=require) that replicas share. Default:
@@ -219,7 +227,10 @@ impl ServeArgs {
             health: HealthLimits {
                 max_service_name: self.max_service_name,
                 max_list: self.list_limit,
+                watch_all_backlog: self.watch_all_backlog,
             },
+            upstreams_per_connection: usize::try_from(self.upstreams_per_connection)
+                .unwrap_or(usize::MAX),
             max_request_message: self.max_request_size,
             request_body_timeout: self.request_body_timeout,
             drain_delay: self.drain_delay,

@@ -1,0 +1,187 @@
+//! WatchAll (`healthweb.v1.Statuses`): every service on one stream, kept open as
+//! [`crate::watch`] keeps a Watch: any ending is retried with exponential
+//! backoff (reset once a message arrives), and each attempt must bring its first
+//! message within the deadline. A reconnect sends the last `resume_token` seen,
+//! so the server answers with only the changes missed while it still has them,
+//! and with a new snapshot (`reset`) when it does not.
+//!
+//! The messages reach the callback encoded: the browser turns them straight into
+//! JavaScript objects (`js_replies`), a native caller decodes
+//! `healthweb_proto::statuses::WatchAllResponse`. The core reads only the token.
+
+use healthweb_proto::statuses::WatchAllRequest;
+use prost::Message;
+
+use crate::{Client, ConnState, Error, MessageStream, Transport, backoff::Backoff, core, rt};
+
+/// One report to [`Client::watch_all`]'s callback: a message, or a failed attempt.
+#[derive(Debug)]
+pub struct AllUpdate {
+    /// An encoded `WatchAllResponse`, or `None` when an attempt failed.
+    pub message: Option<Vec<u8>>,
+    /// How fresh the statuses held are.
+    pub state: ConnState,
+    /// Why the last attempt failed, when the state says it did.
+    pub error: Option<Error>,
+}
+
+/// The one field of a `WatchAllResponse` the core needs (prost skips the rest).
+#[derive(Clone, PartialEq, prost::Message)]
+struct Token {
+    #[prost(string, tag = "4")]
+    resume_token: String,
+}
+
+impl<T: Transport> Client<T> {
+    /// Reports every message of the WatchAll stream to `on_update`, reconnecting
+    /// and resuming forever: cancel by dropping the future.
+    pub async fn watch_all(&self, mut on_update: impl FnMut(AllUpdate)) {
+        let mut backoff = Backoff::default();
+        let mut token = String::new();
+        let mut failures = 0;
+        loop {
+            let ended = self
+                .stream_all(&mut token, &mut |message| {
+                    backoff.reset();
+                    failures = 0;
+                    on_update(AllUpdate {
+                        message: Some(message),
+                        state: ConnState::Live,
+                        error: None,
+                    });
+                })
+                .await;
+            failures += 1;
+            let state = if failures >= crate::watch::DOWN_AFTER {
+                ConnState::Down
+            } else {
+                ConnState::Reconnecting
+            };
+            on_update(AllUpdate {
+                message: None,
+                state,
+                error: ended.err(),
+            });
+            rt::sleep(backoff.next_delay()).await;
+        }
+    }
+
+    /// One WatchAll call from `token`, which follows the messages; Ok if the server
+    /// ended it with OK.
+    async fn stream_all(
+        &self,
+        token: &mut String,
+        on_message: &mut dyn FnMut(Vec<u8>),
+    ) -> Result<(), Error> {
+        let request = WatchAllRequest {
+            resume_token: token.clone(),
+        };
+        let (mut stream, mut next) = self
+            .open_first(core::path::WATCH_ALL, request.encode_to_vec())
+            .await?;
+        while let Some(message) = next {
+            let read = core::decode::<Token>(&message)?.resume_token;
+            if !read.is_empty() {
+                *token = read;
+            }
+            on_message(message);
+            next = stream.next().await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use std::{cell::RefCell, collections::VecDeque, time::Duration};
+
+    use healthweb_proto::statuses::WatchAllResponse;
+    use tonic::Code;
+
+    use super::*;
+    use crate::{Options, core::Call};
+
+    /// Each call's messages, then its ending; records each call's token.
+    #[derive(Default)]
+    struct Scripted {
+        calls: RefCell<VecDeque<(Vec<WatchAllResponse>, Error)>>,
+        tokens: RefCell<Vec<String>>,
+    }
+
+    struct Replies(VecDeque<WatchAllResponse>, Option<Error>);
+
+    impl Transport for Scripted {
+        type Stream = Replies;
+
+        async fn unary(&self, _: &'static str, _: Vec<u8>, _: Call<'_>) -> Result<Vec<u8>, Error> {
+            unreachable!("watch_all makes no unary call")
+        }
+
+        async fn server_streaming(
+            &self,
+            method: &'static str,
+            request: Vec<u8>,
+            _: Call<'_>,
+        ) -> Result<Replies, Error> {
+            assert_eq!(method, core::path::WATCH_ALL);
+            let request = WatchAllRequest::decode(&request[..]).unwrap();
+            self.tokens.borrow_mut().push(request.resume_token);
+            let next = self.calls.borrow_mut().pop_front();
+            match next {
+                Some((messages, end)) => Ok(Replies(messages.into(), Some(end))),
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    impl MessageStream for Replies {
+        async fn next(&mut self) -> Result<Option<Vec<u8>>, Error> {
+            match self.0.pop_front() {
+                Some(m) => Ok(Some(m.encode_to_vec())),
+                None => Err(self.1.take().expect("read past the end")),
+            }
+        }
+    }
+
+    fn message(synced: bool, token: &str) -> WatchAllResponse {
+        WatchAllResponse {
+            reset: false,
+            statuses: Vec::new(),
+            synced,
+            resume_token: token.into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconnects_resuming_from_the_last_token() {
+        let gone = || Error::new(Code::Unavailable, "gone");
+        let t = Scripted::default();
+        t.calls.borrow_mut().extend([
+            (vec![message(false, ""), message(true, "e-1")], gone()),
+            // Mid-snapshot messages carry no token: the last one holds.
+            (vec![message(false, "")], gone()),
+            (vec![message(true, "e-5")], gone()),
+        ]);
+        let client = Client::new(t, Options::default()).unwrap();
+        let mut states = Vec::new();
+        let watch = client.watch_all(|u| states.push((u.message.is_some(), u.state)));
+        let _ = tokio::time::timeout(Duration::from_secs(60), watch).await;
+        use ConnState::*;
+        assert_eq!(
+            states,
+            [
+                (true, Live),
+                (true, Live),
+                (false, Reconnecting),
+                (true, Live),
+                (false, Reconnecting),
+                (true, Live),
+                (false, Reconnecting),
+            ]
+        );
+        assert_eq!(
+            *client.transport().tokens.borrow(),
+            ["", "e-1", "e-1", "e-5"]
+        );
+    }
+}
