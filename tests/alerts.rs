@@ -27,7 +27,9 @@ use tokio::net::TcpListener;
 
 use http::Method;
 
-use crate::util::{Binary, Http, TestServer, get_ok, raw, req, run_cli, within};
+use crate::util::{
+    Binary, Http, TestServer, drain, get_ok, raw, req, run_cli, run_cli_env, within,
+};
 
 /// How a test receiver answers.
 #[derive(Clone, Copy, Debug)]
@@ -728,5 +730,75 @@ duration = "1h"
     assert!(
         other.maintenance_ms > 0 && other.recorded_ms > 0 && other.serving < 1.0,
         "db-other: {other:?}"
+    );
+}
+
+#[test]
+fn secrets_never_reach_the_logs_the_pages_or_the_metrics() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // Fails twice, so that the retries (and whatever they log) happen too.
+    let receiver = runtime.block_on(Receiver::start(Behaviour::FailFirst(2)));
+    let (token, key) = ("SeCrEtToKeN42", "HmacKeY77");
+    let url = format!("{}?token={token}", receiver.url());
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(
+        dir.path(),
+        r#"
+[services]
+db = "SERVING"
+[[alert]]
+name = "ops"
+type = "webhook"
+url_env = "OPS_HOOK_URL"
+secret_env = "OPS_HOOK_KEY"
+backoff = "100ms"
+[[alert_rule]]
+name = "db"
+services = ["db"]
+receivers = ["ops"]
+"#,
+    );
+    let path = path.to_str().unwrap();
+    let server = Binary::serve_with(
+        &[
+            "--history",
+            "memory",
+            "--config",
+            path,
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        |command| {
+            command
+                .env("HEALTHWEB_LOG", "debug")
+                .env("OPS_HOOK_URL", &url)
+                .env("OPS_HOOK_KEY", key);
+        },
+    );
+    set(&server, "db", "NOT_SERVING");
+    let got = runtime.block_on(receiver.wait_for(3));
+    // The secrets were used: the third try was signed with the key and delivered.
+    let signed = got[2].headers["x-healthweb-signature-256"]
+        .to_str()
+        .unwrap();
+    assert_eq!(signed, signature(key.as_bytes(), &got[2].body));
+
+    let mut seen = server.before.join("\n");
+    for page in ["/metrics", "/alerts", "/instance", "/upstreams"] {
+        seen += &runtime.block_on(get_ok(&format!("{}{page}", server.url())));
+    }
+    let admin = server.admin.unwrap();
+    seen += &runtime.block_on(get_ok(&format!("http://{admin}/maintenance")));
+    let env = [("OPS_HOOK_URL", url.as_str()), ("OPS_HOOK_KEY", key)];
+    let (code, out, err) = run_cli_env(&["alert", "test", "ops", "--config", path], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    seen += &out;
+    seen += &err;
+    std::thread::sleep(Duration::from_millis(500));
+    seen += &drain(&server.stderr).join("\n");
+    assert!(seen.contains("ops"), "the receiver is named: {seen}");
+    assert!(
+        !seen.contains(token) && !seen.contains(key),
+        "a secret was printed: {seen}"
     );
 }
