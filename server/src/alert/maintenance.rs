@@ -29,6 +29,7 @@ use crate::{
     history::{
         StoreError,
         alert_store::{AdHocWindow, AlertStore},
+        now_ms,
     },
     upstream::duration,
 };
@@ -339,29 +340,10 @@ impl Maintenance {
         service: &str,
         since_ms: i64,
     ) -> Result<impl Fn(i64) -> bool + use<>, StoreError> {
-        let adhoc: Vec<(i64, i64)> = self
-            .store
-            .windows(since_ms)
-            .await?
-            .into_iter()
-            .filter(|w| {
-                w.services
-                    .iter()
-                    .any(|s| glob::Pattern::new(s).is_ok_and(|p| p.matches(service)))
-            })
-            .map(|w| (w.start_ms, w.end_ms))
-            .collect();
-        let scheduled: Vec<Scheduled> = self
-            .scheduled
-            .iter()
-            .filter(|s| s.services.iter().any(|g| g.matches(service)))
-            .cloned()
-            .collect();
+        let held = self.intervals(service, since_ms, now_ms() + 1).await?;
         Ok(move |at_ms: i64| {
-            adhoc
-                .iter()
-                .any(|(start, end)| *start <= at_ms && at_ms < *end)
-                || scheduled.iter().any(|s| s.current(at_ms).is_some())
+            held.iter()
+                .any(|&(start, end)| start <= at_ms && at_ms < end)
         })
     }
 
