@@ -15,7 +15,8 @@ RUN version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, "")
     && wasm-pack build web-client --target web --out-dir ../www/pkg --profile wasm-release
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+# tzdata: maintenance windows in a time zone (`time_zone = "Europe/Paris"`) read /usr/share/zoneinfo.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \
     && mkdir -p /var/lib/healthweb && chown nobody /var/lib/healthweb
 COPY --from=build /src/target/release/healthweb /usr/local/bin/healthweb
