@@ -47,7 +47,7 @@ import time
 from pathlib import Path
 
 import run
-from replicas import admin_set
+from replicas import admin_set, web_stream
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- bench:fleet:begin -->", "<!-- bench:fleet:end -->"
@@ -99,15 +99,7 @@ def fields(data: bytes):
 def watch_all(port: int, on_message) -> None:
     """A WatchAll stream over gRPC-Web (HTTP/1.1): calls `on_message(reset, statuses,
     synced)` for every message, with its arrival, until the stream ends."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3600)
-    conn.request("POST", "/healthweb.v1.Statuses/WatchAll", body=b"\0\0\0\0\0",
-                 headers={"content-type": "application/grpc-web+proto"})
-    response = conn.getresponse()
-    while True:
-        head = response.read(5)
-        if len(head) < 5 or head[0] & 0x80:
-            return
-        data = response.read(int.from_bytes(head[1:5], "big"))
+    for data in web_stream(port, "/healthweb.v1.Statuses/WatchAll", b"\0\0\0\0\0", 3600):
         at = time.monotonic()
         reset, synced, statuses = False, False, []
         for number, value in fields(data):

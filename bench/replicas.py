@@ -147,23 +147,29 @@ def frame(service: str) -> bytes:
     return b"\0" + len(message).to_bytes(4, "big") + message
 
 
-def watch(port: int, service: str, events: queue.Queue) -> None:
-    """A Watch over gRPC-Web (HTTP/1.1): every status, as it arrives, with its time,
-    until the stream or its server ends."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+def web_stream(port: int, path: str, body: bytes, timeout: float):
+    """A server-streaming call over gRPC-Web (HTTP/1.1): yields each message's bytes as
+    it arrives, until the trailers, the end of the stream, or its server's (a server
+    killed mid-stream ends it too)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("POST", "/grpc.health.v1.Health/Watch", body=frame(service),
-                     headers={"content-type": "application/grpc-web+proto"})
+        conn.request("POST", path, body=body, headers={"content-type": "application/grpc-web+proto"})
         response = conn.getresponse()
         while True:
             head = response.read(5)
             if len(head) < 5 or head[0] & 0x80:
                 return
-            data = response.read(int.from_bytes(head[1:5], "big"))
-            # HealthCheckResponse: field 1 (status) as a varint, absent when 0 (UNKNOWN).
-            events.put((time.monotonic(), data[1] if len(data) >= 2 else 0))
+            yield response.read(int.from_bytes(head[1:5], "big"))
     except (OSError, http.client.HTTPException, ValueError):
-        return  # its replica was killed
+        return
+
+
+def watch(port: int, service: str, events: queue.Queue) -> None:
+    """A Watch over gRPC-Web (HTTP/1.1): every status, as it arrives, with its time,
+    until the stream or its server ends."""
+    for data in web_stream(port, "/grpc.health.v1.Health/Watch", frame(service), 600):
+        # HealthCheckResponse: field 1 (status) as a varint, absent when 0 (UNKNOWN).
+        events.put((time.monotonic(), data[1] if len(data) >= 2 else 0))
 
 
 def admin_set(port: int, service: str, status: str) -> None:
