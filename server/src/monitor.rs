@@ -102,11 +102,12 @@ pub struct Monitor {
     reports: Reports,
     observers: ProbeObservers,
     /// The upstreams the config names.
-    configured: HashMap<String, UpstreamConfig>,
+    /// Shared with the task that runs each: one copy a monitored upstream.
+    configured: HashMap<String, Arc<UpstreamConfig>>,
     /// Which of them this instance may probe: all (`None`), or those whose
     /// leases it holds, when replicas share the work.
     allowed: Option<BTreeSet<String>>,
-    running: HashMap<String, (UpstreamConfig, JoinHandle<()>)>,
+    running: HashMap<String, (Arc<UpstreamConfig>, JoinHandle<()>)>,
     /// The replica that probes, named in its reports and its User-Agent.
     replica: Option<String>,
     /// The connections, shared by the upstreams on one address.
@@ -186,9 +187,9 @@ impl Monitor {
     /// the registry. Unchanged ones are not touched. With replicas, only the
     /// upstreams this one holds run.
     pub fn apply(&mut self, upstreams: &[UpstreamConfig]) {
-        let wanted: HashMap<String, UpstreamConfig> = upstreams
+        let wanted: HashMap<String, Arc<UpstreamConfig>> = upstreams
             .iter()
-            .map(|u| (u.name.clone(), u.clone()))
+            .map(|u| (u.name.clone(), Arc::new(u.clone())))
             .collect();
         let gone: Vec<String> = self
             .configured
@@ -238,7 +239,7 @@ impl Monitor {
                 stopped.push(task);
             }
         }
-        let start: Vec<UpstreamConfig> = self
+        let start: Vec<Arc<UpstreamConfig>> = self
             .configured
             .values()
             .filter(|config| may_run(&config.name) && !self.running.contains_key(&config.name))
@@ -247,7 +248,7 @@ impl Monitor {
         for config in start {
             let task = tokio::spawn(
                 task::Upstream::new(
-                    config.clone(),
+                    Arc::clone(&config),
                     self.registry.clone(),
                     self.reports.clone(),
                     self.observers.clone(),

@@ -1,7 +1,10 @@
 //! One upstream's task: follow it with Watch, poll its Check, or GET a URL, and
 //! turn each result into a [`Report`] and, through the thresholds, a status.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
 
 use healthweb_client::{
     Error, Options, ServingStatus,
@@ -58,7 +61,7 @@ impl Outcome {
 
 /// One upstream's task state.
 pub(super) struct Upstream {
-    config: UpstreamConfig,
+    config: Arc<UpstreamConfig>,
     registry: HealthRegistry,
     reports: Reports,
     observers: ProbeObservers,
@@ -71,7 +74,7 @@ pub(super) struct Upstream {
 
 impl Upstream {
     pub(super) fn new(
-        config: UpstreamConfig,
+        config: Arc<UpstreamConfig>,
         registry: HealthRegistry,
         reports: Reports,
         observers: ProbeObservers,
@@ -114,6 +117,12 @@ impl Upstream {
         }
     }
 
+    /// The task: one of these runs for every upstream, for as long as it is
+    /// monitored, so what it holds while it waits is what 10,000 upstreams cost.
+    /// The futures of the short steps (connecting, opening a Watch, a Check, a
+    /// GET) are several KiB and are boxed: inline, every task would be as large as
+    /// the largest of them for its whole life (6.3 KiB a task; heaptrack, 2,000
+    /// upstreams, BENCHMARKS.md "A fleet").
     pub(super) async fn run(mut self) {
         let target = self.target();
         match self.config.protocol {
@@ -134,7 +143,7 @@ impl Upstream {
             let outcome = match probe.as_ref() {
                 Err(error) => Outcome::failed(Mode::Poll, error.clone(), start.elapsed()),
                 Ok(probe) => {
-                    let (answer, error) = match probe.status(self.config.timeout).await {
+                    let (answer, error) = match Box::pin(probe.status(self.config.timeout)).await {
                         Ok(code) if (200..300).contains(&code) => {
                             (Some(format!("HTTP {code}")), None)
                         }
@@ -171,7 +180,7 @@ impl Upstream {
         loop {
             let start = Instant::now();
             // Held as long as the client is used: the shared connection lives on it.
-            let (client, _lease) = match self.pool.client(target, options.clone()).await {
+            let (client, _lease) = match Box::pin(self.pool.client(target, options.clone())).await {
                 Ok(shared) => shared,
                 Err(error) => {
                     self.record(Outcome::failed(
@@ -198,7 +207,7 @@ impl Upstream {
                     self.record(Outcome::failed(Mode::Watch, error, start.elapsed()));
                     // The channel reconnects by itself; the next Watch is the reconnect.
                 } else {
-                    let outcome = match client.check(&self.config.service).await {
+                    let outcome = match Box::pin(client.check(&self.config.service)).await {
                         Ok(status) => Outcome {
                             mode: Mode::Poll,
                             answer: Some(status.as_str_name().to_owned()),
@@ -223,11 +232,14 @@ impl Upstream {
     async fn watch(&mut self, client: &NativeClient) -> Result<(), Error> {
         let start = Instant::now();
         let deadline = self.config.timeout;
-        let (mut stream, mut message) = tokio::time::timeout(deadline, async {
-            let mut stream = client.open_watch(&self.config.service).await?;
-            let first = stream.message().await?;
-            Ok::<_, Error>((stream, first))
-        })
+        let (mut stream, mut message) = tokio::time::timeout(
+            deadline,
+            Box::pin(async {
+                let mut stream = client.open_watch(&self.config.service).await?;
+                let first = stream.message().await?;
+                Ok::<_, Error>((stream, first))
+            }),
+        )
         .await
         .map_err(|_| Error::Deadline(deadline))??;
         let latency = start.elapsed();
@@ -316,5 +328,30 @@ impl Upstream {
     /// Waits one interval, spread by [`JITTER`].
     async fn pause(&self) {
         tokio::time::sleep(jitter(self.config.interval, JITTER)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every monitored upstream holds one of these for as long as it is
+    /// monitored: the short steps' large futures must stay boxed.
+    #[test]
+    fn a_task_waiting_on_its_upstream_is_small() {
+        let config: UpstreamConfig =
+            toml::from_str("name = \"a\"\ntarget = \"http://127.0.0.1:1\"").unwrap();
+        let task = Upstream::new(
+            Arc::new(config),
+            HealthRegistry::new(),
+            Reports::default(),
+            ProbeObservers::from([]),
+            None,
+            Pool::new(1),
+        )
+        .run();
+        let size = std::mem::size_of_val(&task);
+        eprintln!("task future: {size} bytes");
+        assert!(size <= 2048, "an upstream's task is {size} bytes");
     }
 }
