@@ -28,7 +28,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     interop::Peer,
-    util::{Http, LIMIT, TestServer, decode_web, frame, raw, req, within},
+    util::{Binary, Http, LIMIT, TestServer, decode_web, frame, get_ok, raw, req, within},
 };
 
 /// An upstream entry as a config file would have it; probes every 100 ms with a
@@ -471,4 +471,43 @@ async fn upstreams_on_one_address_share_its_connections_with_a_watch_each() {
         }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstreams_json_answers_for_every_upstream_or_those_named() {
+    let upstream = Binary::serve(&["--service", "pay=SERVING", "--service", "db=NOT_SERVING"]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("healthweb.toml");
+    let entry = |name: &str, service: &str| {
+        format!(
+            "[[upstream]]\nname = \"{name}\"\ntarget = \"{}\"\nservice = \"{service}\"\ninterval = \"200ms\"\n",
+            upstream.url()
+        )
+    };
+    std::fs::write(&path, entry("payments", "pay") + &entry("db main", "db")).unwrap();
+    let server = Binary::serve(&["--config", path.to_str().unwrap()]);
+    let names = async |query: &str| -> Vec<String> {
+        let body = get_ok(&format!("{}/upstreams{query}", server.url())).await;
+        let reports: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&body).unwrap();
+        reports.keys().cloned().collect()
+    };
+    within(async {
+        while names("").await.len() < 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(names("").await, ["db main", "payments"]);
+    // Those named, by `service` (repeated, percent-encoded); other keys and
+    // names that are not upstreams add nothing.
+    assert_eq!(
+        names("?service=db%20main&service=nowhere&other=payments").await,
+        ["db main"]
+    );
+    assert_eq!(
+        names("?service=payments&service=db%20main").await,
+        ["db main", "payments"]
+    );
+    assert!(names("?service=nowhere").await.is_empty());
 }

@@ -214,7 +214,7 @@ function changed(current, name, status) {
   paintStatus(row);
   since(row);
   historyAfterChange(current, row);
-  if (row.upstream) upstreamsSoon(current);
+  if (row.upstream && row.el) upstreamsSoon(current);
 }
 
 /** The rows shown, in order: the filters applied, not serving first on request. */
@@ -294,6 +294,7 @@ function layout(current) {
       // Only once it stays in view: rows that fly past while scrolling cost nothing.
       row.settle = setTimeout(() => wantHistory(current, row), SETTLE_MS);
     }
+    if (fresh.length > 0) upstreamsSoon(current);
     if (moved) offsets(current);
     for (const row of current.drawn) row.el.style.transform = `translateY(${current.tops[row.index]}px)`;
     if (!moved) break;
@@ -543,21 +544,26 @@ function sparkline(values) {
 // --- Upstreams, List, the view ---------------------------------------------------------
 
 /**
- * What healthweb's upstream monitor saw last (`GET /upstreams`), under each monitored
- * service: the target, the upstream's own answer, latency and the last error. An
- * endpoint that is not healthweb, or monitors nothing, simply has no details.
+ * What healthweb's upstream monitor saw last (`GET /upstreams?service=...`), under each
+ * monitored service in view: the target, the upstream's own answer, latency and the last
+ * error. Asked for the rows in view only, as History is: a fleet of 10,000 would be
+ * megabytes every time. An endpoint that is not healthweb, or monitors none of them,
+ * simply has no details.
  */
 async function loadUpstreams(current) {
+  const rows = [...current.drawn];
+  if (rows.length === 0) return;
+  const query = rows.map((row) => `service=${encodeURIComponent(row.name)}`).join("&");
   let reports = {};
   try {
-    const response = await fetch(`${current.endpoint}/upstreams`, { cache: "no-store" });
+    const response = await fetch(`${current.endpoint}/upstreams?${query}`, { cache: "no-store" });
     if (response.ok) reports = await response.json();
   } catch {
     return; // unreachable: the rows already say so
   }
   if (current.stopped) return;
   current.monitors = Object.keys(reports).length > 0;
-  for (const row of current.rows.values()) {
+  for (const row of rows) {
     const report = reports[row.name] ?? null;
     if (!report && !row.upstream) continue;
     row.report = report;

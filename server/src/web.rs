@@ -4,7 +4,9 @@
 //! - `GET /healthz[?service=NAME]`: 200 SERVING, 503 otherwise, 404 unknown; one
 //!   word, or JSON with `Accept: application/json` (with what the upstream monitor
 //!   saw, for a monitored service).
-//! - `GET /upstreams`: what the upstream monitor saw last, as JSON.
+//! - `GET /upstreams[?service=NAME&service=NAME...]`: what the upstream monitor saw
+//!   last, as JSON: of every upstream, or of those named (the status page asks for
+//!   the rows in view, not for 10,000 upstreams every two seconds).
 //! - `GET /badge/{service}.svg`: a status badge ([`crate::badge`]); 404 (and a grey
 //!   badge) for an unknown service. Cacheable for a few seconds.
 //! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]).
@@ -12,7 +14,7 @@
 //!   store is doing, and (with replicas) the fleet it sees.
 //! - everything else: the static status page from the www directory.
 
-use std::{convert::Infallible, path::Path};
+use std::{collections::BTreeMap, convert::Infallible, path::Path};
 
 use axum::{
     Router,
@@ -108,13 +110,25 @@ fn no_store(mut response: Response<Body>) -> Response<Body> {
     response
 }
 
-async fn upstreams_json(State(state): State<WebState>) -> Response<Body> {
-    let reports = state
-        .upstreams
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    no_store(axum::Json(reports).into_response())
+/// The query's `service` pairs, any number of them (`Query<Vec<(String, String)>>`
+/// keeps repeated keys, which a struct would not).
+async fn upstreams_json(
+    State(state): State<WebState>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response<Body> {
+    let reports = state.upstreams.read().unwrap_or_else(|e| e.into_inner());
+    let mut named = query.iter().filter(|(key, _)| key == "service").peekable();
+    // Written while the lock is held, instead of a copy of every report.
+    let response = if named.peek().is_none() {
+        axum::Json(&*reports).into_response()
+    } else {
+        let picked: BTreeMap<&String, _> = named
+            .filter_map(|(_, name)| reports.get_key_value(name))
+            .collect();
+        axum::Json(picked).into_response()
+    };
+    drop(reports);
+    no_store(response)
 }
 
 async fn instance(State(state): State<WebState>) -> Response<Body> {
