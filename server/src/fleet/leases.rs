@@ -22,7 +22,7 @@ use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Peer, Probing, View,
+    Parts, Peer, Probing, View,
     assign::{Member, assign},
 };
 use crate::{
@@ -58,20 +58,14 @@ pub(super) struct Leases {
 }
 
 impl Leases {
-    pub(super) fn new(
-        postgres: Arc<Postgres>,
-        probing: Arc<dyn Probing>,
-        reports: Reports,
-        view: View,
-        period: Duration,
-        wake: Arc<Notify>,
-    ) -> Self {
+    /// The loop of the fleet made of `parts`, driving `probing`, woken by `wake`.
+    pub(super) fn new(parts: &Parts, probing: Arc<dyn Probing>, wake: Arc<Notify>) -> Self {
         Self {
-            postgres,
+            postgres: parts.postgres.clone(),
             probing,
-            reports,
-            view,
-            period,
+            reports: parts.reports.clone(),
+            view: parts.view.clone(),
+            period: parts.lease_period,
             wake,
             held: BTreeSet::new(),
             valid_until: None,
