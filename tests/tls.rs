@@ -176,27 +176,17 @@ async fn mtls_requires_a_client_certificate_from_the_ca() {
 #[test]
 fn unusable_tls_files_are_reported() {
     let pki = Pki::new();
-    let (code, _, err) = crate::util::run_cli(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        &pki.path("ca.pem"),
-        "--tls-key",
-        "/nonexistent.key",
-    ]);
-    assert_eq!(code, 1);
-    assert!(
-        err.contains("cannot load private key from /nonexistent.key"),
-        "{err}"
-    );
-    let (code, _, err) = crate::util::run_cli(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        &pki.path("server.pem"),
-    ]);
-    assert_eq!(code, 1);
-    assert!(err.contains("--tls-key"), "{err}");
+    let (ca, cert) = (pki.path("ca.pem"), pki.path("server.pem"));
+    for (files, says) in [
+        (
+            &["--tls-cert", &ca, "--tls-key", "/nonexistent.key"][..],
+            "cannot load private key from /nonexistent.key",
+        ),
+        (&["--tls-cert", &cert], "--tls-key"),
+    ] {
+        let serve = ["serve", "--listen", "127.0.0.1:0"];
+        let (code, _, err) = crate::util::run_cli(&[&serve[..], files].concat());
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(says), "{err}");
+    }
 }
