@@ -200,14 +200,10 @@ success_threshold = "1s"
     let server = serve_config(path).await;
 
     // A blip well under the threshold: nothing, even long after the threshold.
-    server
-        .registry
-        .set("payments", ServingStatus::NotServing)
-        .unwrap();
-    server
-        .registry
-        .set("payments", ServingStatus::Serving)
-        .unwrap();
+    server.set([
+        ("payments", ServingStatus::NotServing),
+        ("payments", ServingStatus::Serving),
+    ]);
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(receiver.got().is_empty(), "{:?}", receiver.kinds());
 

@@ -7,7 +7,7 @@ use crate::util::{TestServer, req, status_of};
 
 #[tokio::test]
 async fn registered_services_answer_their_status() {
-    let server = TestServer::serving(&[
+    let server = TestServer::serving([
         ("payments", ServingStatus::NotServing),
         ("search", ServingStatus::Unknown),
     ])

@@ -28,7 +28,7 @@ const CHECK: &str = wire::path::CHECK;
 
 #[tokio::test]
 async fn gzip_calls_on_every_wire() {
-    let server = TestServer::serving(&[("db", ServingStatus::NotServing)]).await;
+    let server = TestServer::serving([("db", ServingStatus::NotServing)]).await;
 
     let mut client = server
         .client()

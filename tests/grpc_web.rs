@@ -85,7 +85,7 @@ fn statuses(reply: &WebReply) -> Vec<ServingStatus> {
 
 #[tokio::test]
 async fn check_in_every_mode() {
-    let server = TestServer::serving(&[("db", ServingStatus::NotServing)]).await;
+    let server = TestServer::serving([("db", ServingStatus::NotServing)]).await;
     for mode in MODES {
         let (_, reply) = call(&server, mode, "Check", frame(&req("")), &[]).await;
         assert_eq!(reply.grpc_status(), Some("0"), "{mode:?}");
@@ -165,7 +165,7 @@ async fn watch_of_an_unknown_service_in_every_mode() {
 
 #[tokio::test]
 async fn list_in_every_mode() {
-    let server = TestServer::serving(&[("db", ServingStatus::NotServing)]).await;
+    let server = TestServer::serving([("db", ServingStatus::NotServing)]).await;
     for mode in MODES {
         let (_, reply) = call(&server, mode, "List", frame(&HealthListRequest {}), &[]).await;
         assert_eq!(reply.grpc_status(), Some("0"));

@@ -386,7 +386,7 @@ async fn get(url: &str) -> (u16, http::HeaderMap, String) {
 
 #[tokio::test]
 async fn badges_are_valid_svg_with_the_status_in_words() {
-    let server = TestServer::serving(&[
+    let server = TestServer::serving([
         ("payments", ServingStatus::Serving),
         ("db", ServingStatus::NotServing),
     ])
@@ -456,7 +456,7 @@ fn sample(samples: &[String], prefix: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_with_a_real_parser_and_move_after_checks() {
-    let server = TestServer::serving(&[("api", ServingStatus::NotServing)]).await;
+    let server = TestServer::serving([("api", ServingStatus::NotServing)]).await;
     let (status, headers, before) = get(&format!("{}/metrics", server.url())).await;
     assert_eq!(status, 200);
     assert!(

@@ -29,7 +29,7 @@ pub fn python() -> PathBuf {
 // Multi-threaded: this test blocks on the child's output while the server runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcio_checks_watches_and_lists() {
-    let server = TestServer::serving(&[("payments", ServingStatus::Serving)]).await;
+    let server = TestServer::serving([("payments", ServingStatus::Serving)]).await;
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/grpcio_client.py");
     let mut child = Command::new(python())

@@ -1,9 +1,17 @@
 //! List over native gRPC: every service with its status, and the cap.
 
-use healthweb_proto::pb::{HealthListRequest, health_check_response::ServingStatus};
-use tonic::Code;
+use healthweb_proto::pb::{
+    HealthListRequest, HealthListResponse, health_check_response::ServingStatus,
+};
+use tonic::{Code, Status};
 
 use crate::util::{TestServer, status_of};
+
+/// List's answer from `server`.
+async fn list(server: &TestServer) -> Result<HealthListResponse, Status> {
+    let reply = server.client().await.list(HealthListRequest {}).await?;
+    Ok(reply.into_inner())
+}
 
 #[tokio::test]
 async fn lists_every_registered_service() {
@@ -13,13 +21,9 @@ async fn lists_every_registered_service() {
     server.registry.set("gone", ServingStatus::Serving).unwrap();
     server.registry.remove("gone").unwrap();
     let _unknown_watch = server.registry.watch("watched-only");
-    let mut client = server.client().await;
-    let list = client
-        .list(HealthListRequest {})
+    let mut got: Vec<(String, ServingStatus)> = list(&server)
         .await
         .unwrap()
-        .into_inner();
-    let mut got: Vec<(String, ServingStatus)> = list
         .statuses
         .into_iter()
         .map(|(name, response)| (name, status_of(response.status)))
@@ -37,26 +41,12 @@ async fn lists_every_registered_service() {
 
 #[tokio::test]
 async fn more_than_the_limit_is_resource_exhausted() {
-    let server = TestServer::start().await;
-    for i in 0..99 {
-        server
-            .registry
-            .set(&format!("s{i}"), ServingStatus::Serving)
-            .unwrap();
-    }
-    let mut client = server.client().await;
+    let server =
+        TestServer::serving((0..99).map(|i| (format!("s{i}"), ServingStatus::Serving))).await;
     // 100 services with "": the spec's limit, still listed.
-    let list = client
-        .list(HealthListRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(list.statuses.len(), 100);
-    server
-        .registry
-        .set("one-more", ServingStatus::Serving)
-        .unwrap();
-    let err = client.list(HealthListRequest {}).await.unwrap_err();
+    assert_eq!(list(&server).await.unwrap().statuses.len(), 100);
+    server.set([("one-more", ServingStatus::Serving)]);
+    let err = list(&server).await.unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
     assert!(err.message().contains("101 services"), "{}", err.message());
 }
@@ -64,9 +54,8 @@ async fn more_than_the_limit_is_resource_exhausted() {
 #[tokio::test]
 async fn the_limit_is_configurable() {
     let server = TestServer::with(|s| s.health.max_list = 1).await;
-    let mut client = server.client().await;
-    assert!(client.list(HealthListRequest {}).await.is_ok());
-    server.registry.set("a", ServingStatus::Serving).unwrap();
-    let err = client.list(HealthListRequest {}).await.unwrap_err();
+    assert!(list(&server).await.is_ok());
+    server.set([("a", ServingStatus::Serving)]);
+    let err = list(&server).await.unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
 }

@@ -414,13 +414,9 @@ async fn counting_relay(target: std::net::SocketAddr) -> (String, Arc<AtomicUsiz
 async fn upstreams_on_one_address_share_its_connections_with_a_watch_each() {
     const UPSTREAMS: usize = 120;
     let web = TestServer::start().await;
-    let upstream_server = TestServer::start().await;
-    for i in 0..UPSTREAMS {
-        upstream_server
-            .registry
-            .set(&format!("s{i}"), ServingStatus::Serving)
-            .unwrap();
-    }
+    let upstream_server =
+        TestServer::serving((0..UPSTREAMS).map(|i| (format!("s{i}"), ServingStatus::Serving)))
+            .await;
     let (target, accepted) = counting_relay(upstream_server.addr).await;
     // 50 a connection: 120 upstreams need 3.
     let mut monitor = Monitor::new(web.registry.clone()).upstreams_per_connection(50);

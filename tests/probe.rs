@@ -136,21 +136,10 @@ fn exit_codes_against_grpcio() {
 #[test]
 fn tls_and_mtls_against_healthweb_and_grpcio() {
     let pki = Pki::new();
-    let (ca, cert, key) = (
-        pki.path("ca.pem"),
-        pki.path("server.pem"),
-        pki.path("server.key"),
-    );
+    let ca = pki.path("ca.pem");
     let (client_cert, client_key) = (pki.path("client.pem"), pki.path("client.key"));
-    let healthweb = Binary::serve(&[
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-        "--tls-client-ca",
-        &ca,
-    ]);
-    let peer = Peer::start(&[&cert, &key, &ca]);
+    let healthweb = pki.serve(&["--tls-client-ca", &ca]);
+    let peer = Peer::start(&[&pki.path("server.pem"), &pki.path("server.key"), &ca]);
     let mtls = [
         "--tls-ca",
         &ca,

@@ -54,6 +54,12 @@ impl Pki {
     pub fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_str().unwrap().to_owned()
     }
+
+    /// `healthweb serve` over TLS with the server certificate, and `args`.
+    pub fn serve(&self, args: &[&str]) -> Binary {
+        let (cert, key) = (self.path("server.pem"), self.path("server.key"));
+        Binary::serve(&[&["--tls-cert", &cert, "--tls-key", &key], args].concat())
+    }
 }
 
 async fn tls_client(pki: &Pki, url: &str, identity: bool) -> Result<NativeClient, ConnectError> {
@@ -89,14 +95,7 @@ fn curl(args: &[&str]) -> (bool, String) {
 #[tokio::test]
 async fn native_grpc_and_grpc_web_over_tls() {
     let pki = Pki::new();
-    let server = Binary::serve(&[
-        "--tls-cert",
-        &pki.path("server.pem"),
-        "--tls-key",
-        &pki.path("server.key"),
-        "--service",
-        "payments=NOT_SERVING",
-    ]);
+    let server = pki.serve(&["--service", "payments=NOT_SERVING"]);
     let url = format!("https://{}", server.addr);
     let client = tls_client(&pki, &url, false).await.unwrap();
     assert_eq!(
@@ -147,14 +146,7 @@ async fn native_grpc_and_grpc_web_over_tls() {
 #[tokio::test]
 async fn mtls_requires_a_client_certificate_from_the_ca() {
     let pki = Pki::new();
-    let server = Binary::serve(&[
-        "--tls-cert",
-        &pki.path("server.pem"),
-        "--tls-key",
-        &pki.path("server.key"),
-        "--tls-client-ca",
-        &pki.path("ca.pem"),
-    ]);
+    let server = pki.serve(&["--tls-client-ca", &pki.path("ca.pem")]);
     let url = format!("https://{}", server.addr);
     let client = tls_client(&pki, &url, true).await.unwrap();
     assert_eq!(client.check("").await.unwrap(), ServingStatus::Serving);
@@ -184,27 +176,17 @@ async fn mtls_requires_a_client_certificate_from_the_ca() {
 #[test]
 fn unusable_tls_files_are_reported() {
     let pki = Pki::new();
-    let (code, _, err) = crate::util::run_cli(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        &pki.path("ca.pem"),
-        "--tls-key",
-        "/nonexistent.key",
-    ]);
-    assert_eq!(code, 1);
-    assert!(
-        err.contains("cannot load private key from /nonexistent.key"),
-        "{err}"
-    );
-    let (code, _, err) = crate::util::run_cli(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        &pki.path("server.pem"),
-    ]);
-    assert_eq!(code, 1);
-    assert!(err.contains("--tls-key"), "{err}");
+    let (ca, cert) = (pki.path("ca.pem"), pki.path("server.pem"));
+    for (files, says) in [
+        (
+            &["--tls-cert", &ca, "--tls-key", "/nonexistent.key"][..],
+            "cannot load private key from /nonexistent.key",
+        ),
+        (&["--tls-cert", &cert], "--tls-key"),
+    ] {
+        let serve = ["serve", "--listen", "127.0.0.1:0"];
+        let (code, _, err) = crate::util::run_cli(&[&serve[..], files].concat());
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(says), "{err}");
+    }
 }

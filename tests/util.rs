@@ -39,12 +39,19 @@ impl TestServer {
     }
 
     /// [`Self::start`], with these services registered.
-    pub async fn serving(statuses: &[(&str, ServingStatus)]) -> Self {
+    pub async fn serving<N: AsRef<str>>(
+        statuses: impl IntoIterator<Item = (N, ServingStatus)>,
+    ) -> Self {
         let server = Self::start().await;
-        for (name, status) in statuses {
-            server.registry.set(name, *status).unwrap();
-        }
+        server.set(statuses);
         server
+    }
+
+    /// Sets each service's status, in order.
+    pub fn set<N: AsRef<str>>(&self, statuses: impl IntoIterator<Item = (N, ServingStatus)>) {
+        for (name, status) in statuses {
+            self.registry.set(name.as_ref(), status).unwrap();
+        }
     }
 
     /// Serves the default settings after `change`, on `127.0.0.1:0`, with history

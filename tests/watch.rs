@@ -61,7 +61,7 @@ async fn unknown_service_stays_open_until_registered_and_after_removal() {
 
 #[tokio::test]
 async fn a_slow_watcher_holds_nobody_back_and_sees_the_latest() {
-    let server = TestServer::serving(&[("flappy", ServingStatus::Serving)]).await;
+    let server = TestServer::serving([("flappy", ServingStatus::Serving)]).await;
     let mut client = server.client().await;
     let mut slow = client.watch(req("flappy")).await.unwrap().into_inner();
     let mut fast = client.watch(req("flappy")).await.unwrap().into_inner();

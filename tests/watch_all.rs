@@ -95,14 +95,7 @@ fn registered(server: &TestServer) -> BTreeMap<String, ServingStatus> {
 }
 
 async fn many(count: usize) -> TestServer {
-    let server = TestServer::start().await;
-    for i in 0..count {
-        server
-            .registry
-            .set(&format!("svc-{i:05}"), ServingStatus::Serving)
-            .unwrap();
-    }
-    server
+    TestServer::serving((0..count).map(|i| (format!("svc-{i:05}"), ServingStatus::Serving))).await
 }
 
 #[tokio::test]
@@ -170,14 +163,10 @@ async fn resuming_without_a_gap_sends_only_what_was_missed() {
     );
     drop(stream);
 
-    server
-        .registry
-        .set("svc-00001", ServingStatus::NotServing)
-        .unwrap();
-    server
-        .registry
-        .set("svc-00001", ServingStatus::Serving)
-        .unwrap();
+    server.set([
+        ("svc-00001", ServingStatus::NotServing),
+        ("svc-00001", ServingStatus::Serving),
+    ]);
     server.registry.remove("svc-00002").unwrap();
     let mut stream = open(&mut client, &fleet.token).await;
     let first = next(&mut stream).await;
@@ -210,12 +199,7 @@ async fn resuming_after_a_gap_or_a_restart_starts_over_with_a_snapshot() {
         let mut stream = open(&mut client, "").await;
         fleet.until(&mut stream, &registered(&server)).await;
     }
-    for i in 0..5 {
-        server
-            .registry
-            .set(&format!("b{i}"), ServingStatus::Serving)
-            .unwrap();
-    }
+    server.set((0..5).map(|i| (format!("b{i}"), ServingStatus::Serving)));
     let mut stream = open(&mut client, &fleet.token).await;
     let first = next(&mut stream).await;
     assert!(first.reset, "5 changes missed, 4 remembered: {first:?}");
@@ -251,12 +235,7 @@ async fn a_client_that_stops_reading_gets_a_snapshot_not_a_queue() {
     const SERVICES: usize = 100;
     const FLIPS: usize = 50_000;
     let server = TestServer::with(|s| s.health.watch_all_backlog = 1000).await;
-    for i in 0..SERVICES {
-        server
-            .registry
-            .set(&format!("s{i}"), ServingStatus::Serving)
-            .unwrap();
-    }
+    server.set((0..SERVICES).map(|i| (format!("s{i}"), ServingStatus::Serving)));
     let mut client = connect(&server).await;
     let mut stream = open(&mut client, "").await;
     let mut fleet = Fleet::default();

@@ -188,14 +188,7 @@ impl Fleet {
         parts.view.update(|s| {
             s.lease_period_ms = parts.lease_period.as_millis() as u64;
         });
-        let leases = leases::Leases::new(
-            parts.postgres.clone(),
-            probing,
-            parts.reports.clone(),
-            parts.view.clone(),
-            parts.lease_period,
-            wake.clone(),
-        );
+        let leases = leases::Leases::new(&parts, probing, wake.clone());
         let sync = sync::Sync {
             postgres: parts.postgres,
             registry: parts.registry,

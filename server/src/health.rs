@@ -129,10 +129,14 @@ impl Stream for WatchStream {
         }
         std::task::ready!(this.draining.as_mut().poll(cx));
         this.done = true;
-        Poll::Ready(Some(Err(Status::unavailable(
-            "the server is shutting down; reconnect to another instance",
-        ))))
+        Poll::Ready(Some(Err(shutting_down())))
     }
+}
+
+/// How Watch and WatchAll streams end when the server drains: UNAVAILABLE, so that
+/// clients reconnect to another instance.
+pub(crate) fn shutting_down() -> Status {
+    Status::unavailable("the server is shutting down; reconnect to another instance")
 }
 
 #[tonic::async_trait]
@@ -211,6 +215,14 @@ mod tests {
         ServingStatus::try_from(msg.status).unwrap()
     }
 
+    /// A drained Watch's last words: NOT_SERVING, then UNAVAILABLE, then nothing.
+    async fn ends_not_serving_then_unavailable(mut stream: WatchStream) {
+        assert_eq!(next(&mut stream).await, ServingStatus::NotServing);
+        let end = stream.next().await.unwrap().unwrap_err();
+        assert_eq!(end.code(), tonic::Code::Unavailable);
+        assert!(stream.next().await.is_none());
+    }
+
     #[tokio::test]
     async fn check_unknown_is_not_found_naming_it() {
         let registry = HealthRegistry::new();
@@ -249,10 +261,7 @@ mod tests {
         assert_eq!(next(&mut stream).await, ServingStatus::Serving);
         registry.shutdown();
         drain.cancel();
-        assert_eq!(next(&mut stream).await, ServingStatus::NotServing);
-        let end = stream.next().await.unwrap().unwrap_err();
-        assert_eq!(end.code(), tonic::Code::Unavailable);
-        assert!(stream.next().await.is_none());
+        ends_not_serving_then_unavailable(stream).await;
     }
 
     #[tokio::test]
@@ -261,11 +270,7 @@ mod tests {
         let (svc, drain) = service(&registry);
         registry.shutdown();
         drain.cancel();
-        let mut stream = svc.watch(req("")).await.unwrap().into_inner();
-        assert_eq!(next(&mut stream).await, ServingStatus::NotServing);
-        let end = stream.next().await.unwrap().unwrap_err();
-        assert_eq!(end.code(), tonic::Code::Unavailable);
-        assert!(stream.next().await.is_none());
+        ends_not_serving_then_unavailable(svc.watch(req("")).await.unwrap().into_inner()).await;
     }
 
     #[tokio::test]

@@ -182,9 +182,7 @@ impl Stream for WatchAllStream {
         }
         std::task::ready!(this.draining.as_mut().poll(cx));
         this.done = true;
-        Poll::Ready(Some(Err(Status::unavailable(
-            "the server is shutting down; reconnect to another instance",
-        ))))
+        Poll::Ready(Some(Err(crate::health::shutting_down())))
     }
 }
 

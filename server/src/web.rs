@@ -239,7 +239,7 @@ async fn badge(State(state): State<WebState>, UrlPath(file): UrlPath<String>) ->
 async fn day_uptime(state: &WebState, service: &str) -> Option<f64> {
     let now = now_ms();
     let day = 24 * 3600 * 1000;
-    let rows = state.history.store().timeline(service, now - day, now + 1);
+    let rows = state.history.store().timeline(service, now - day..now + 1);
     let rows = tokio::time::timeout(BADGE_WAIT, rows).await.ok()?.ok()?;
     let held = match &state.maintenance {
         Some(m) => {

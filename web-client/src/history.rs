@@ -125,28 +125,36 @@ impl<T: Transport> Client<T> {
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
-    use std::cell::RefCell;
-
     use healthweb_proto::history::{Bucket, Transition};
     use prost::Message;
     use tonic::Code;
 
     use super::*;
-    use crate::{MessageStream, Options, core::Call};
+    use crate::{Options, scripted::Scripted};
 
-    /// Answers each History method with a fixed reply, and remembers the calls.
-    #[derive(Default)]
-    struct Fake {
-        calls: RefCell<Vec<(&'static str, Vec<u8>)>>,
-        refuse: Option<&'static str>,
-    }
-
-    struct NoStream;
-
-    impl MessageStream for NoStream {
-        async fn next(&mut self) -> Result<Option<Vec<u8>>, Error> {
-            unreachable!("history never streams")
+    /// Answers each History method once with a fixed reply, but `refuse`, which it
+    /// answers with INVALID_ARGUMENT.
+    fn fake(refuse: Option<&'static str>) -> Scripted {
+        let t = Scripted::default();
+        let latency = LatencyResponse {
+            minutes: vec![Minute {
+                probes: 3,
+                p50_ms: 1.5,
+                ..Default::default()
+            }],
+        };
+        for (method, reply) in [
+            (path::TRANSITIONS, transitions().encode_to_vec()),
+            (path::UPTIME, uptime().encode_to_vec()),
+            (path::LATENCY, latency.encode_to_vec()),
+        ] {
+            let answer = match refuse {
+                Some(refused) if refused == method => Err(Error::new(Code::InvalidArgument, "no")),
+                _ => Ok(reply),
+            };
+            t.answer(method, [answer]);
         }
+        t
     }
 
     fn transitions() -> TransitionsResponse {
@@ -181,47 +189,9 @@ mod tests {
         }
     }
 
-    impl Transport for Fake {
-        type Stream = NoStream;
-
-        async fn unary(
-            &self,
-            method: &'static str,
-            request: Vec<u8>,
-            _: Call<'_>,
-        ) -> Result<Vec<u8>, Error> {
-            self.calls.borrow_mut().push((method, request));
-            if self.refuse == Some(method) {
-                return Err(Error::new(Code::InvalidArgument, "no"));
-            }
-            Ok(match method {
-                path::TRANSITIONS => transitions().encode_to_vec(),
-                path::UPTIME => uptime().encode_to_vec(),
-                path::LATENCY => LatencyResponse {
-                    minutes: vec![Minute {
-                        probes: 3,
-                        p50_ms: 1.5,
-                        ..Default::default()
-                    }],
-                }
-                .encode_to_vec(),
-                other => panic!("unexpected call {other}"),
-            })
-        }
-
-        async fn server_streaming(
-            &self,
-            _: &'static str,
-            _: Vec<u8>,
-            _: Call<'_>,
-        ) -> Result<NoStream, Error> {
-            unreachable!("history never streams")
-        }
-    }
-
     #[tokio::test]
     async fn asks_each_method_and_decodes_each_reply() {
-        let client = Client::new(Fake::default(), Options::default()).unwrap();
+        let client = Client::new(fake(None), Options::default()).unwrap();
         let query = HistoryQuery {
             limit: 5,
             since_unix_ms: 10,
@@ -258,7 +228,7 @@ mod tests {
 
     #[tokio::test]
     async fn latency_only_when_asked_and_the_first_failure_wins() {
-        let client = Client::new(Fake::default(), Options::default()).unwrap();
+        let client = Client::new(fake(None), Options::default()).unwrap();
         let history = client
             .history("api", &HistoryQuery::default())
             .await
@@ -267,11 +237,7 @@ mod tests {
         let calls = client.transport().calls.take();
         assert!(calls.iter().all(|(m, _)| *m != path::LATENCY), "{calls:?}");
 
-        let refusing = Fake {
-            refuse: Some(path::UPTIME),
-            ..Default::default()
-        };
-        let client = Client::new(refusing, Options::default()).unwrap();
+        let client = Client::new(fake(Some(path::UPTIME)), Options::default()).unwrap();
         let err = client
             .history("api", &HistoryQuery::default())
             .await

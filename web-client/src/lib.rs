@@ -21,6 +21,8 @@
 //! - [`backoff`]: the exponential backoff policy between reconnect attempts.
 //! - [`error`]: [`Error`], which always carries a gRPC code name.
 //! - `rt`: what the core needs from its platform, a timer and a random number.
+//! - `scripted` (tests): a [`Transport`] that answers from a script, for the unit tests
+//!   of Watch, WatchAll and History.
 //! - `tonic_transport` (native, and the default browser build): the [`Transport`] over
 //!   tonic's gRPC client (`tonic::client::Grpc`) on any tonic channel.
 //! - `tonic_wasm` (wasm, default): that channel in the browser, tonic-web-wasm-client.
@@ -72,6 +74,8 @@ mod js_types;
 #[cfg(feature = "native")]
 pub mod native;
 mod rt;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod scripted;
 #[cfg(any(not(target_arch = "wasm32"), feature = "tonic-web-wasm-client"))]
 mod tonic_transport;
 #[cfg(all(target_arch = "wasm32", feature = "tonic-web-wasm-client"))]

@@ -93,55 +93,13 @@ impl<T: Transport> Client<T> {
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
-    use std::{cell::RefCell, collections::VecDeque, time::Duration};
+    use std::time::Duration;
 
     use healthweb_proto::statuses::WatchAllResponse;
     use tonic::Code;
 
     use super::*;
-    use crate::{Options, core::Call};
-
-    /// Each call's messages, then its ending; records each call's token.
-    #[derive(Default)]
-    struct Scripted {
-        calls: RefCell<VecDeque<(Vec<WatchAllResponse>, Error)>>,
-        tokens: RefCell<Vec<String>>,
-    }
-
-    struct Replies(VecDeque<WatchAllResponse>, Option<Error>);
-
-    impl Transport for Scripted {
-        type Stream = Replies;
-
-        async fn unary(&self, _: &'static str, _: Vec<u8>, _: Call<'_>) -> Result<Vec<u8>, Error> {
-            unreachable!("watch_all makes no unary call")
-        }
-
-        async fn server_streaming(
-            &self,
-            method: &'static str,
-            request: Vec<u8>,
-            _: Call<'_>,
-        ) -> Result<Replies, Error> {
-            assert_eq!(method, core::path::WATCH_ALL);
-            let request = WatchAllRequest::decode(&request[..]).unwrap();
-            self.tokens.borrow_mut().push(request.resume_token);
-            let next = self.calls.borrow_mut().pop_front();
-            match next {
-                Some((messages, end)) => Ok(Replies(messages.into(), Some(end))),
-                None => std::future::pending().await,
-            }
-        }
-    }
-
-    impl MessageStream for Replies {
-        async fn next(&mut self) -> Result<Option<Vec<u8>>, Error> {
-            match self.0.pop_front() {
-                Some(m) => Ok(Some(m.encode_to_vec())),
-                None => Err(self.1.take().expect("read past the end")),
-            }
-        }
-    }
+    use crate::{Options, scripted::Scripted};
 
     fn message(synced: bool, token: &str) -> WatchAllResponse {
         WatchAllResponse {
@@ -156,12 +114,19 @@ mod tests {
     async fn reconnects_resuming_from_the_last_token() {
         let gone = || Error::new(Code::Unavailable, "gone");
         let t = Scripted::default();
-        t.calls.borrow_mut().extend([
-            (vec![message(false, ""), message(true, "e-1")], gone()),
-            // Mid-snapshot messages carry no token: the last one holds.
-            (vec![message(false, "")], gone()),
-            (vec![message(true, "e-5")], gone()),
-        ]);
+        let call = |messages: Vec<WatchAllResponse>| {
+            let messages = messages.iter().map(Message::encode_to_vec).collect();
+            Ok((messages, Some(Err(gone()))))
+        };
+        t.stream(
+            core::path::WATCH_ALL,
+            [
+                call(vec![message(false, ""), message(true, "e-1")]),
+                // Mid-snapshot messages carry no token: the last one holds.
+                call(vec![message(false, "")]),
+                call(vec![message(true, "e-5")]),
+            ],
+        );
         let client = Client::new(t, Options::default()).unwrap();
         let mut states = Vec::new();
         let watch = client.watch_all(|u| states.push((u.message.is_some(), u.state)));
@@ -179,9 +144,9 @@ mod tests {
                 (false, Reconnecting),
             ]
         );
-        assert_eq!(
-            *client.transport().tokens.borrow(),
-            ["", "e-1", "e-1", "e-5"]
-        );
+        let tokens: Vec<_> = (client.transport().requests(core::path::WATCH_ALL).iter())
+            .map(|r| WatchAllRequest::decode(&r[..]).unwrap().resume_token)
+            .collect();
+        assert_eq!(tokens, ["", "e-1", "e-1", "e-5"]);
     }
 }

@@ -1,7 +1,7 @@
 //! The watch loop against a scripted transport, on tokio's paused clock: reconnects,
 //! backoff resets, the fall back to polling, and the connection states they report.
 
-use std::{cell::RefCell, collections::VecDeque, time::Duration};
+use std::time::Duration;
 
 use healthweb_proto::pb::HealthCheckResponse;
 use prost::Message;
@@ -9,61 +9,28 @@ use tonic::Code;
 
 use super::*;
 use crate::{
-    MessageStream, Options,
-    core::{Call, path},
+    Options,
+    core::path,
+    scripted::{Scripted, StreamScript},
 };
 
-/// One scripted Watch call: refused with an error, or these messages then this ending
+/// One scripted Watch call: refused with an error, or these statuses then this ending
 /// (`None`: the stream stays open and quiet).
 type WatchScript = Result<(Vec<ServingStatus>, Option<Result<(), Error>>), Error>;
 
-#[derive(Default)]
-struct Scripted {
-    watches: RefCell<VecDeque<WatchScript>>,
-    checks: RefCell<VecDeque<Result<ServingStatus, Error>>>,
-}
-
-struct ScriptedStream(VecDeque<ServingStatus>, Option<Option<Result<(), Error>>>);
-
-impl Transport for Scripted {
-    type Stream = ScriptedStream;
-
-    async fn unary(&self, method: &'static str, _: Vec<u8>, _: Call<'_>) -> Result<Vec<u8>, Error> {
-        assert_eq!(method, path::CHECK, "watch only ever checks");
-        let next = self.checks.borrow_mut().pop_front();
-        match next {
-            Some(answer) => answer.map(encoded),
-            None => std::future::pending().await,
-        }
-    }
-
-    async fn server_streaming(
-        &self,
-        method: &'static str,
-        _: Vec<u8>,
-        _: Call<'_>,
-    ) -> Result<ScriptedStream, Error> {
-        assert_eq!(method, path::WATCH);
-        let next = self.watches.borrow_mut().pop_front();
-        match next {
-            Some(script) => {
-                script.map(|(messages, end)| ScriptedStream(messages.into(), Some(end)))
-            }
-            None => std::future::pending().await,
-        }
-    }
-}
-
-impl MessageStream for ScriptedStream {
-    async fn next(&mut self) -> Result<Option<Vec<u8>>, Error> {
-        match self.0.pop_front() {
-            Some(s) => Ok(Some(encoded(s))),
-            None => match self.1.take().expect("read past the end") {
-                Some(end) => end.map(|()| None),
-                None => std::future::pending().await,
-            },
-        }
-    }
+/// A transport whose Watch calls answer `watches` in order, and whose Check calls
+/// answer `checks`.
+fn scripted(
+    watches: impl IntoIterator<Item = WatchScript>,
+    checks: impl IntoIterator<Item = Result<ServingStatus, Error>>,
+) -> Scripted {
+    let t = Scripted::default();
+    let watches = watches.into_iter().map(|script| -> StreamScript {
+        script.map(|(statuses, end)| (statuses.into_iter().map(encoded).collect(), end))
+    });
+    t.stream(path::WATCH, watches);
+    t.answer(path::CHECK, checks.into_iter().map(|c| c.map(encoded)));
+    t
 }
 
 fn encoded(status: ServingStatus) -> Vec<u8> {
@@ -105,14 +72,16 @@ async fn run_with(
 #[tokio::test(start_paused = true)]
 async fn reconnects_with_backoff_reset_by_a_message() {
     use ServingStatus::*;
-    let t = Scripted::default();
-    t.watches.borrow_mut().extend([
-        Ok((vec![Serving], Some(Err(unavailable())))),
-        Err(unavailable()),
-        Err(unavailable()),
-        Ok((vec![NotServing], Some(Ok(())))),
-        Ok((vec![Serving], Some(Err(unavailable())))),
-    ]);
+    let t = scripted(
+        [
+            Ok((vec![Serving], Some(Err(unavailable())))),
+            Err(unavailable()),
+            Err(unavailable()),
+            Ok((vec![NotServing], Some(Ok(())))),
+            Ok((vec![Serving], Some(Err(unavailable())))),
+        ],
+        [],
+    );
     let seen = run(t).await;
     let states: Vec<_> = seen.iter().map(|(s, c, _)| (*s, *c)).collect();
     use ConnState::*;
@@ -142,10 +111,7 @@ async fn reconnects_with_backoff_reset_by_a_message() {
 
 #[tokio::test(start_paused = true)]
 async fn turns_down_after_five_failures() {
-    let t = Scripted::default();
-    t.watches
-        .borrow_mut()
-        .extend((0..6).map(|_| Err(unavailable())));
+    let t = scripted((0..6).map(|_| Err(unavailable())), []);
     let states: Vec<_> = run(t).await.into_iter().map(|(_, c, _)| c).collect();
     use ConnState::*;
     assert_eq!(
@@ -164,17 +130,16 @@ async fn turns_down_after_five_failures() {
 #[tokio::test(start_paused = true)]
 async fn unimplemented_falls_back_to_polling_check() {
     use ServingStatus::*;
-    let t = Scripted::default();
-    t.watches
-        .borrow_mut()
-        .push_back(Err(Error::new(Code::Unimplemented, "no Watch")));
-    t.checks.borrow_mut().extend([
-        Ok(Serving),
-        Ok(Serving), // unchanged: not reported again
-        Err(Error::new(Code::NotFound, "removed")),
-        Err(unavailable()),
-        Ok(NotServing),
-    ]);
+    let t = scripted(
+        [Err(Error::new(Code::Unimplemented, "no Watch"))],
+        [
+            Ok(Serving),
+            Ok(Serving), // unchanged: not reported again
+            Err(Error::new(Code::NotFound, "removed")),
+            Err(unavailable()),
+            Ok(NotServing),
+        ],
+    );
     let seen = run(t).await;
     let states: Vec<_> = seen.iter().map(|(s, c, _)| (*s, *c)).collect();
     use ConnState::*;
@@ -197,12 +162,9 @@ async fn unimplemented_falls_back_to_polling_check() {
 #[tokio::test(start_paused = true)]
 async fn each_attempt_must_bring_its_first_message_within_the_deadline() {
     use ServingStatus::*;
-    let t = Scripted::default();
     // A server that accepts the call and sends nothing, then one that answers and
     // stays quiet far longer than the deadline: only the first is a failure.
-    t.watches
-        .borrow_mut()
-        .extend([Ok((vec![], None)), Ok((vec![Serving], None))]);
+    let t = scripted([Ok((vec![], None)), Ok((vec![Serving], None))], []);
     let options = Options {
         timeout: Some(Duration::from_secs(1)),
         ..Options::default()

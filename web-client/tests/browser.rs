@@ -88,12 +88,16 @@ async fn list_returns_every_service() {
 }
 
 #[wasm_bindgen_test]
-async fn an_unknown_service_is_not_found() {
-    let (code, message) = settle(client(server(), &[]).check(Some("nope".into())))
-        .await
-        .unwrap_err();
-    assert_eq!(code, "NOT_FOUND");
-    assert!(message.contains("nope"), "{message}");
+async fn an_unknown_service_is_not_found_by_check_and_history() {
+    let client = client(server(), &[]);
+    for call in [
+        client.check(Some("nope".into())),
+        client.history("nope".into(), None),
+    ] {
+        let (code, message) = settle(call).await.unwrap_err();
+        assert_eq!(code, "NOT_FOUND");
+        assert!(message.contains("nope"), "{message}");
+    }
 }
 
 #[wasm_bindgen_test]
@@ -388,15 +392,6 @@ async fn history_has_latency_for_a_monitored_upstream() {
         number(&minute, "maxMs"),
     );
     assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{p50} {p99} {max}");
-}
-
-#[wasm_bindgen_test]
-async fn history_of_an_unknown_service_is_not_found() {
-    let (code, message) = settle(client(server(), &[]).history("nope".into(), None))
-        .await
-        .unwrap_err();
-    assert_eq!(code, "NOT_FOUND");
-    assert!(message.contains("nope"), "{message}");
 }
 
 #[wasm_bindgen_test]

@@ -22,7 +22,7 @@ use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Peer, Probing, View,
+    Parts, Peer, Probing, View,
     assign::{Member, assign},
 };
 use crate::{
@@ -58,20 +58,14 @@ pub(super) struct Leases {
 }
 
 impl Leases {
-    pub(super) fn new(
-        postgres: Arc<Postgres>,
-        probing: Arc<dyn Probing>,
-        reports: Reports,
-        view: View,
-        period: Duration,
-        wake: Arc<Notify>,
-    ) -> Self {
+    /// The loop of the fleet made of `parts`, driving `probing`, woken by `wake`.
+    pub(super) fn new(parts: &Parts, probing: Arc<dyn Probing>, wake: Arc<Notify>) -> Self {
         Self {
-            postgres,
+            postgres: parts.postgres.clone(),
             probing,
-            reports,
-            view,
-            period,
+            reports: parts.reports.clone(),
+            view: parts.view.clone(),
+            period: parts.lease_period,
             wake,
             held: BTreeSet::new(),
             valid_until: None,
@@ -248,10 +242,7 @@ impl Leases {
                 )
                 .await
                 .map_err(fail)?;
-            client
-                .execute("SELECT pg_notify($1, 'leases')", &[&FLEET_CHANNEL])
-                .await
-                .map_err(fail)?;
+            tell_fleet(&self.postgres, &client, "leases").await?;
         }
 
         // Take (or renew) ours: free, expired, or already ours.
@@ -301,10 +292,7 @@ impl Leases {
 
         if !self.announced {
             // The others rebalance now, not at their next heartbeat.
-            client
-                .execute("SELECT pg_notify($1, 'joined')", &[&FLEET_CHANNEL])
-                .await
-                .map_err(fail)?;
+            tell_fleet(&self.postgres, &client, "joined").await?;
             self.announced = true;
         }
         self.share_reports(&client).await
@@ -389,10 +377,7 @@ impl Leases {
                 )
                 .await
                 .map_err(fail)?;
-            client
-                .execute("SELECT pg_notify($1, 'left')", &[&FLEET_CHANNEL])
-                .await
-                .map_err(fail)?;
+            tell_fleet(&postgres, &client, "left").await?;
             Ok::<_, StoreError>(())
         };
         match tokio::time::timeout(postgres.timeout(), leave).await {
@@ -403,4 +388,18 @@ impl Leases {
             Err(_) => tracing::warn!("could not give the leases back in time: they expire instead"),
         }
     }
+}
+
+/// Tells the other replicas' listeners `news` (`joined`, `left`, `leases`), so they
+/// rebalance now rather than at their next heartbeat.
+async fn tell_fleet(
+    postgres: &Postgres,
+    client: &tokio_postgres::Client,
+    news: &str,
+) -> Result<(), StoreError> {
+    client
+        .execute("SELECT pg_notify($1, $2)", &[&FLEET_CHANNEL, &news])
+        .await
+        .map_err(|e| postgres.error(&e))?;
+    Ok(())
 }

@@ -20,6 +20,7 @@
 
 use std::{
     collections::BTreeSet,
+    ops::Range,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -655,8 +656,7 @@ impl Store for Postgres {
     async fn transitions(
         &self,
         service: &str,
-        since_ms: i64,
-        until_ms: i64,
+        span: Range<i64>,
         limit: usize,
     ) -> Result<(Vec<Row>, bool), StoreError> {
         let client = self.client().await?;
@@ -671,8 +671,8 @@ impl Store for Postgres {
                 &[
                     &service,
                     &self.replica,
-                    &since_ms,
-                    &until_ms,
+                    &span.start,
+                    &span.end,
                     &(limit as i64 + 1),
                 ],
             )
@@ -684,12 +684,7 @@ impl Store for Postgres {
         Ok((rows, truncated))
     }
 
-    async fn timeline(
-        &self,
-        service: &str,
-        since_ms: i64,
-        until_ms: i64,
-    ) -> Result<Vec<Row>, StoreError> {
+    async fn timeline(&self, service: &str, span: Range<i64>) -> Result<Vec<Row>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .query(
@@ -703,7 +698,7 @@ impl Store for Postgres {
                         AND at_ms >= $3 AND at_ms < $4)
                      ORDER BY at_ms, id"
                 ),
-                &[&service, &self.replica, &since_ms, &until_ms],
+                &[&service, &self.replica, &span.start, &span.end],
             )
             .await
             .map_err(|e| self.error(&e))?;

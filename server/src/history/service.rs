@@ -155,7 +155,7 @@ impl history_server::History for HistoryService {
         self.known(&service).await?;
         let store = self.history.store();
         let (rows, truncated) = self
-            .answer(store.transitions(&service, since, until, limit))
+            .answer(store.transitions(&service, since..until, limit))
             .await?;
         let mut transitions: Vec<Transition> = rows.into_iter().map(transition).collect();
         if let (Some(maintenance), Some(oldest)) = (&self.maintenance, transitions.last()) {
@@ -204,7 +204,7 @@ impl history_server::History for HistoryService {
         self.known(&service).await?;
         let store = self.history.store();
         let rows = self
-            .answer(store.timeline(&service, now - 30 * DAY_MS, now + 1))
+            .answer(store.timeline(&service, now - 30 * DAY_MS..now + 1))
             .await?;
         let since = self.answer(store.first_ms(&service)).await?.unwrap_or(now);
         let held = match &self.maintenance {

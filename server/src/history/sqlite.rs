@@ -11,6 +11,7 @@
 //! - At open, `PRAGMA quick_check` finds a corrupt file before anything is lost.
 
 use std::{
+    ops::Range,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
@@ -259,8 +260,7 @@ impl Database {
     fn transitions(
         &mut self,
         service: &str,
-        since_ms: i64,
-        until_ms: i64,
+        span: Range<i64>,
         limit: usize,
     ) -> Result<(Vec<Row>, bool), StoreError> {
         let mut query = self
@@ -272,7 +272,10 @@ impl Database {
             ))
             .map_err(|e| classify(&self.name, e))?;
         let mut rows = query
-            .query_map(params![service, since_ms, until_ms, limit as i64 + 1], row)
+            .query_map(
+                params![service, span.start, span.end, limit as i64 + 1],
+                row,
+            )
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
             .map_err(|e| classify(&self.name, e))?;
         let truncated = rows.len() > limit;
@@ -280,12 +283,7 @@ impl Database {
         Ok((rows, truncated))
     }
 
-    fn timeline(
-        &mut self,
-        service: &str,
-        since_ms: i64,
-        until_ms: i64,
-    ) -> Result<Vec<Row>, StoreError> {
+    fn timeline(&mut self, service: &str, span: Range<i64>) -> Result<Vec<Row>, StoreError> {
         let name = self.name.clone();
         let fail = |e| classify(&name, e);
         let before = self
@@ -295,7 +293,7 @@ impl Database {
                  ORDER BY at_ms DESC, id DESC LIMIT 1"
             ))
             .map_err(fail)?
-            .query_row(params![service, since_ms], row)
+            .query_row(params![service, span.start], row)
             .optional()
             .map_err(fail)?;
         let mut query = self
@@ -306,7 +304,7 @@ impl Database {
             ))
             .map_err(fail)?;
         let within = query
-            .query_map(params![service, since_ms, until_ms], row)
+            .query_map(params![service, span.start, span.end], row)
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
             .map_err(fail)?;
         Ok(before.into_iter().chain(within).collect())
@@ -426,24 +424,17 @@ impl Store for Sqlite {
     async fn transitions(
         &self,
         service: &str,
-        since_ms: i64,
-        until_ms: i64,
+        span: Range<i64>,
         limit: usize,
     ) -> Result<(Vec<Row>, bool), StoreError> {
         let service = service.to_owned();
-        self.run(move |db| db.transitions(&service, since_ms, until_ms, limit))
+        self.run(move |db| db.transitions(&service, span, limit))
             .await
     }
 
-    async fn timeline(
-        &self,
-        service: &str,
-        since_ms: i64,
-        until_ms: i64,
-    ) -> Result<Vec<Row>, StoreError> {
+    async fn timeline(&self, service: &str, span: Range<i64>) -> Result<Vec<Row>, StoreError> {
         let service = service.to_owned();
-        self.run(move |db| db.timeline(&service, since_ms, until_ms))
-            .await
+        self.run(move |db| db.timeline(&service, span)).await
     }
 
     async fn first_ms(&self, service: &str) -> Result<Option<i64>, StoreError> {

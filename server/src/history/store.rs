@@ -11,6 +11,8 @@
 //! was not acknowledged is sent again whole, and a row already written is
 //! updated in place (a folded row that took more changes), never doubled.
 
+use std::ops::Range;
+
 /// One recorded change, or several folded together (a flapping service).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -161,24 +163,18 @@ pub trait Store: Send + Sync {
     /// (service, minute), shared statuses (see [`Shared`]), and the sign of life.
     async fn write(&self, batch: &Batch) -> Result<Written, StoreError>;
 
-    /// Up to `limit` rows of `service` with `since_ms <= at_ms < until_ms`, newest
-    /// first; and whether older ones in the range were left out.
+    /// Up to `limit` rows of `service` with `at_ms` in `span`, newest first; and
+    /// whether older ones in the span were left out.
     async fn transitions(
         &self,
         service: &str,
-        since_ms: i64,
-        until_ms: i64,
+        span: Range<i64>,
         limit: usize,
     ) -> Result<(Vec<Row>, bool), StoreError>;
 
-    /// The rows of `service` with `at_ms` in `[since_ms, until_ms)`, oldest first,
-    /// preceded by the last row before `since_ms`, if any.
-    async fn timeline(
-        &self,
-        service: &str,
-        since_ms: i64,
-        until_ms: i64,
-    ) -> Result<Vec<Row>, StoreError>;
+    /// The rows of `service` with `at_ms` in `span`, oldest first, preceded by the
+    /// last row before it, if any.
+    async fn timeline(&self, service: &str, span: Range<i64>) -> Result<Vec<Row>, StoreError>;
 
     /// When `service`'s history begins, if it has any.
     async fn first_ms(&self, service: &str) -> Result<Option<i64>, StoreError>;
