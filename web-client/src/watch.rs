@@ -2,7 +2,7 @@
 //! with exponential backoff (reset once a message arrives); UNIMPLEMENTED means the
 //! server has no Watch, so the client polls Check instead and never retries Watch.
 
-use std::time::Duration;
+use std::{ops::ControlFlow, time::Duration};
 
 use tonic::Code;
 
@@ -59,62 +59,59 @@ pub struct Update {
     pub error: Option<Error>,
 }
 
+/// What a stream kept open by [`Client::follow`] does with its messages and endings.
+pub(crate) trait Follower {
+    /// The request of the next attempt.
+    fn request(&self) -> Vec<u8>;
+    /// One message of the stream; an error ends the attempt.
+    fn message(&mut self, message: Vec<u8>) -> Result<(), Error>;
+    /// An attempt ended (`error` is `None` when the server ended it with OK), which
+    /// leaves `state`; `Break` stops following.
+    fn ended(&mut self, state: ConnState, error: Option<Error>) -> ControlFlow<()>;
+}
+
 impl<T: Transport> Client<T> {
-    /// Reports every status change of `service` to `on_update`, forever: cancel by
-    /// dropping the future.
-    pub async fn watch(&self, service: &str, mut on_update: impl FnMut(Update)) {
+    /// Keeps one server-streaming call open, as the spec wants a Watch kept: any
+    /// ending is retried with exponential backoff (reset once a message is taken),
+    /// and the server sends a message at once, so each attempt's first message must
+    /// come within the deadline: a hung server is a failed attempt, not a silent
+    /// "live". One loop for Watch and WatchAll (the follower is `dyn`, so the
+    /// browser module holds it once).
+    pub(crate) async fn follow(&self, method: &'static str, follower: &mut dyn Follower) {
         let mut backoff = Backoff::default();
-        let mut status = ServingStatus::Unknown;
         let mut failures = 0;
         loop {
-            let ended = self
-                .stream(service, &mut |s| {
+            let ended = async {
+                let (mut stream, mut next) = self.open_first(method, follower.request()).await?;
+                while let Some(message) = next {
+                    follower.message(message)?;
                     backoff.reset();
                     failures = 0;
-                    status = s;
-                    on_update(Update {
-                        status: s,
-                        state: ConnState::Live,
-                        error: None,
-                    });
-                })
-                .await;
-            let error = match ended {
-                Err(e) if e.code() == Code::Unimplemented => break,
-                Err(e) => Some(e),
-                Ok(()) => None,
-            };
+                    next = stream.next().await?;
+                }
+                Ok(())
+            }
+            .await;
             failures += 1;
             let state = state_after(failures, ConnState::Live);
-            on_update(Update {
-                status,
-                state,
-                error,
-            });
+            if follower.ended(state, ended.err()).is_break() {
+                return;
+            }
             rt::sleep(backoff.next_delay()).await;
         }
-        self.poll(service, status, on_update).await
     }
 
-    /// One Watch call: Ok if the server ended it with OK, which the spec also retries.
-    /// The server sends the current status at once, so the first message must come
-    /// within the deadline: a hung server is a failed attempt, not a silent "live".
-    async fn stream(
-        &self,
-        service: &str,
-        on_status: &mut dyn FnMut(ServingStatus),
-    ) -> Result<(), Error> {
-        let request = HealthCheckRequest {
-            service: service.to_owned(),
+    /// Reports every status change of `service` to `on_update`, forever: cancel by
+    /// dropping the future.
+    pub async fn watch(&self, service: &str, on_update: impl FnMut(Update)) {
+        let mut watching = Watching {
+            service,
+            status: ServingStatus::Unknown,
+            on_update,
         };
-        let (mut stream, mut next) = self
-            .open_first(path::WATCH, request.encode_to_vec())
-            .await?;
-        while let Some(message) = next {
-            on_status(decode::<HealthCheckResponse>(&message)?.status());
-            next = stream.next().await?;
-        }
-        Ok(())
+        self.follow(path::WATCH, &mut watching).await;
+        self.poll(service, watching.status, watching.on_update)
+            .await
     }
 
     /// Check every [`POLL_INTERVAL`], reporting changes and failures; NOT_FOUND is
@@ -152,6 +149,49 @@ impl<T: Transport> Client<T> {
             }
             rt::sleep(delay).await;
         }
+    }
+}
+
+/// A Watch of one service: its status, reported as it changes and with every
+/// failed attempt; UNIMPLEMENTED stops it (the client polls Check instead).
+struct Watching<'a, F> {
+    service: &'a str,
+    status: ServingStatus,
+    on_update: F,
+}
+
+impl<F: FnMut(Update)> Follower for Watching<'_, F> {
+    fn request(&self) -> Vec<u8> {
+        HealthCheckRequest {
+            service: self.service.to_owned(),
+        }
+        .encode_to_vec()
+    }
+
+    fn message(&mut self, message: Vec<u8>) -> Result<(), Error> {
+        self.status = decode::<HealthCheckResponse>(&message)?.status();
+        (self.on_update)(Update {
+            status: self.status,
+            state: ConnState::Live,
+            error: None,
+        });
+        Ok(())
+    }
+
+    fn ended(&mut self, state: ConnState, error: Option<Error>) -> ControlFlow<()> {
+        // The spec: never retry a Watch the server does not have.
+        if error
+            .as_ref()
+            .is_some_and(|e| e.code() == Code::Unimplemented)
+        {
+            return ControlFlow::Break(());
+        }
+        (self.on_update)(Update {
+            status: self.status,
+            state,
+            error,
+        });
+        ControlFlow::Continue(())
     }
 }
 

@@ -12,7 +12,9 @@
 use healthweb_proto::statuses::WatchAllRequest;
 use prost::Message;
 
-use crate::{Client, ConnState, Error, MessageStream, Transport, backoff::Backoff, core, rt};
+use std::ops::ControlFlow;
+
+use crate::{Client, ConnState, Error, Transport, core, watch::Follower};
 
 /// One report to [`Client::watch_all`]'s callback: a message, or a failed attempt.
 #[derive(Debug)]
@@ -35,59 +37,49 @@ struct Token {
 impl<T: Transport> Client<T> {
     /// Reports every message of the WatchAll stream to `on_update`, reconnecting
     /// and resuming forever: cancel by dropping the future.
-    pub async fn watch_all(&self, mut on_update: impl FnMut(AllUpdate)) {
-        let mut backoff = Backoff::default();
-        let mut token = String::new();
-        let mut failures = 0;
-        loop {
-            let ended = self
-                .stream_all(&mut token, &mut |message| {
-                    backoff.reset();
-                    failures = 0;
-                    on_update(AllUpdate {
-                        message: Some(message),
-                        state: ConnState::Live,
-                        error: None,
-                    });
-                })
-                .await;
-            failures += 1;
-            let state = if failures >= crate::watch::DOWN_AFTER {
-                ConnState::Down
-            } else {
-                ConnState::Reconnecting
-            };
-            on_update(AllUpdate {
-                message: None,
-                state,
-                error: ended.err(),
-            });
-            rt::sleep(backoff.next_delay()).await;
+    pub async fn watch_all(&self, on_update: impl FnMut(AllUpdate)) {
+        let mut following = Following {
+            token: String::new(),
+            on_update,
+        };
+        self.follow(core::path::WATCH_ALL, &mut following).await
+    }
+}
+
+/// The WatchAll stream: the last token seen, sent again on a reconnect.
+struct Following<F> {
+    token: String,
+    on_update: F,
+}
+
+impl<F: FnMut(AllUpdate)> Follower for Following<F> {
+    fn request(&self) -> Vec<u8> {
+        WatchAllRequest {
+            resume_token: self.token.clone(),
         }
+        .encode_to_vec()
     }
 
-    /// One WatchAll call from `token`, which follows the messages; Ok if the server
-    /// ended it with OK.
-    async fn stream_all(
-        &self,
-        token: &mut String,
-        on_message: &mut dyn FnMut(Vec<u8>),
-    ) -> Result<(), Error> {
-        let request = WatchAllRequest {
-            resume_token: token.clone(),
-        };
-        let (mut stream, mut next) = self
-            .open_first(core::path::WATCH_ALL, request.encode_to_vec())
-            .await?;
-        while let Some(message) = next {
-            let read = core::decode::<Token>(&message)?.resume_token;
-            if !read.is_empty() {
-                *token = read;
-            }
-            on_message(message);
-            next = stream.next().await?;
+    fn message(&mut self, message: Vec<u8>) -> Result<(), Error> {
+        let read = core::decode::<Token>(&message)?.resume_token;
+        if !read.is_empty() {
+            self.token = read;
         }
+        (self.on_update)(AllUpdate {
+            message: Some(message),
+            state: ConnState::Live,
+            error: None,
+        });
         Ok(())
+    }
+
+    fn ended(&mut self, state: ConnState, error: Option<Error>) -> ControlFlow<()> {
+        (self.on_update)(AllUpdate {
+            message: None,
+            state,
+            error,
+        });
+        ControlFlow::Continue(())
     }
 }
 
