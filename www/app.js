@@ -108,7 +108,9 @@ function newRow(name, status) {
     name, status, changedAt: Date.now(), seenChange: false, el: null, height: 0, index: 0,
     visible: false, settle: 0,
     // Retries also for the first fetch: a service seconds old may not be written yet.
-    upstream: false, report: null, alerts: null, history: null, historyError: "", loadedAt: 0, stale: true,
+    // Whether `/upstreams` has said if it is monitored: its History waits for that, to
+    // ask for the probe latency of an upstream.
+    reported: false, upstream: false, report: null, alerts: null, history: null, historyError: "", loadedAt: 0, stale: true,
     queued: false, retries: HISTORY_RETRIES, timer: 0, changes: null,
   };
 }
@@ -292,9 +294,8 @@ function layout(current) {
       row.visible = true;
       clearTimeout(row.settle);
       // Only once it stays in view: rows that fly past while scrolling cost nothing.
-      row.settle = setTimeout(() => wantHistory(current, row), SETTLE_MS);
+      row.settle = setTimeout(() => (row.reported ? wantHistory(current, row) : upstreamsSoon(current)), SETTLE_MS);
     }
-    if (fresh.length > 0) upstreamsSoon(current);
     if (moved) offsets(current);
     for (const row of current.drawn) row.el.style.transform = `translateY(${current.tops[row.index]}px)`;
     if (!moved) break;
@@ -559,21 +560,20 @@ async function loadUpstreams(current) {
     const response = await fetch(`${current.endpoint}/upstreams?${query}`, { cache: "no-store" });
     if (response.ok) reports = await response.json();
   } catch {
-    return; // unreachable: the rows already say so
+    // unreachable: the rows already say so, and their History will too
   }
   if (current.stopped) return;
   current.monitors = Object.keys(reports).length > 0;
   for (const row of rows) {
     const report = reports[row.name] ?? null;
-    if (!report && !row.upstream) continue;
+    const known = row.reported;
+    row.reported = true;
     row.report = report;
-    if (report && !row.upstream) {
-      // Now known to be monitored: its history should include the probe latency.
-      row.upstream = true;
-      wantHistory(current, row, true);
-    }
+    // Newly monitored: its history should include the probe latency, again if it came without.
+    if (report && !row.upstream && (known || row.history)) row.stale = true;
     row.upstream = Boolean(report);
     if (row.el) drawReport(row);
+    wantHistory(current, row);
   }
 }
 
