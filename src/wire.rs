@@ -132,13 +132,17 @@ pub enum Frame {
 }
 
 /// The `name:value` lines of a gRPC-Web trailer block: names in lower case,
-/// values trimmed (the gRPC-Web protocol: "HTTP/1 header lines").
+/// values trimmed (the gRPC-Web protocol: "HTTP/1 header lines", which end in
+/// CRLF; a bare LF is taken too, as RFC 9112 lets a recipient). Read as bytes:
+/// the browser module then holds no string searcher for it.
 pub fn parse_trailers(block: &[u8]) -> Vec<(String, String)> {
-    String::from_utf8_lossy(block)
-        .split("\r\n")
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes.trim_ascii()).into_owned();
+    block
+        .split(|&byte| byte == b'\n')
         .filter_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            Some((name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            let colon = line.iter().position(|&byte| byte == b':')?;
+            let (name, value) = (&line[..colon], &line[colon + 1..]);
+            Some((text(name).to_ascii_lowercase(), text(value)))
         })
         .collect()
 }
@@ -256,9 +260,10 @@ pub fn percent_decode(message: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
+        let digit = |byte: u8| char::from(byte).to_digit(16);
         let hex = bytes
             .get(i + 1..i + 3)
-            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+            .and_then(|h| Some((digit(h[0])? * 16 + digit(h[1])?) as u8));
         match (bytes[i], hex) {
             (b'%', Some(byte)) => (out.push(byte), i += 3),
             (byte, _) => (out.push(byte), i += 1),
@@ -299,6 +304,21 @@ mod tests {
         );
         assert_eq!(decoder.pending(), 0);
         assert_eq!(percent_decode("unknown%20service"), "unknown service");
+    }
+
+    #[test]
+    fn trailer_lines_and_percent_escapes_as_written_by_anyone() {
+        // Names folded to lower case, values trimmed; a bare LF ends a line too, a
+        // line without a colon is no trailer.
+        assert_eq!(
+            parse_trailers(b"Grpc-Status: 3\r\ngrpc-message:bad%20input \nnoise\r\n"),
+            [
+                ("grpc-status".to_owned(), "3".to_owned()),
+                ("grpc-message".to_owned(), "bad%20input".to_owned()),
+            ]
+        );
+        // UTF-8 escaped byte by byte; an escape that is not two hex digits stays as it is.
+        assert_eq!(percent_decode("caf%C3%A9 %zz %+1 100%"), "café %zz %+1 100%");
     }
 
     #[test]
