@@ -318,7 +318,10 @@ mod tests {
             ]
         );
         // UTF-8 escaped byte by byte; an escape that is not two hex digits stays as it is.
-        assert_eq!(percent_decode("caf%C3%A9 %zz %+1 100%"), "café %zz %+1 100%");
+        assert_eq!(
+            percent_decode("caf%C3%A9 %zz %+1 100%"),
+            "café %zz %+1 100%"
+        );
     }
 
     #[test]
