@@ -566,11 +566,10 @@ async function loadUpstreams(current) {
   current.monitors = Object.keys(reports).length > 0;
   for (const row of rows) {
     const report = reports[row.name] ?? null;
-    const known = row.reported;
     row.reported = true;
     row.report = report;
     // Newly monitored: its history should include the probe latency, again if it came without.
-    if (report && !row.upstream && (known || row.history)) row.stale = true;
+    if (report && !row.upstream) row.stale = true;
     row.upstream = Boolean(report);
     if (row.el) drawReport(row);
     wantHistory(current, row);

@@ -187,9 +187,16 @@ impl Monitor {
     /// the registry. Unchanged ones are not touched. With replicas, only the
     /// upstreams this one holds run.
     pub fn apply(&mut self, upstreams: &[UpstreamConfig]) {
+        // An unchanged entry keeps the copy its running task already shares.
         let wanted: HashMap<String, Arc<UpstreamConfig>> = upstreams
             .iter()
-            .map(|u| (u.name.clone(), Arc::new(u.clone())))
+            .map(|u| {
+                let config = match self.configured.get(&u.name) {
+                    Some(kept) if **kept == *u => Arc::clone(kept),
+                    _ => Arc::new(u.clone()),
+                };
+                (u.name.clone(), config)
+            })
             .collect();
         let gone: Vec<String> = self
             .configured
