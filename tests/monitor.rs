@@ -201,6 +201,8 @@ async fn hanging_refusing_garbage_and_slow_upstreams_go_not_serving_without_dela
     }
     let refused = report(&monitor, "refused").error.unwrap();
     assert!(refused.contains("Connection refused"), "{refused}");
+    // Each cause once: tonic's status message is its transport error's own text.
+    assert_eq!(refused.matches("tcp connect error").count(), 1, "{refused}");
     assert!(!refused.contains("metadata"), "{refused}");
     assert!(
         report(&monitor, "hanging")

@@ -145,8 +145,14 @@ fn from_status(status: Status, timeout: Option<std::time::Duration>) -> Error {
         #[cfg(feature = "native")]
         _ => match std::error::Error::source(&status) {
             Some(source) => {
+                // tonic's message is its transport error's own text, which the chain
+                // repeats: "tcp connect error" is said once.
                 let why = crate::native::error_chain(source);
-                Error::new(status.code(), &format!("{}: {why}", status.message()))
+                if why.contains(status.message()) {
+                    Error::new(status.code(), &why)
+                } else {
+                    Error::new(status.code(), &format!("{}: {why}", status.message()))
+                }
             }
             None => status.into(),
         },
