@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as bench  # noqa: E402  (the bench's server start, h2load command and logging)
+import kit as bench  # noqa: E402  (the bench's server start, h2load command and logging)
 
 PROFILING = bench.RELEASE.parent / "profiling"
 DOCS = bench.ROOT / "docs"

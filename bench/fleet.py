@@ -46,7 +46,7 @@ import threading
 import time
 from pathlib import Path
 
-import run
+import kit
 from replicas import admin_set, web_stream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +65,7 @@ class Healthweb:
         self.proc = subprocess.Popen(cmd, env={**os.environ, "HEALTHWEB_LOG": "warn"}, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         running.append(self.proc)
-        found = run.Lines(self.proc).ports({"listening", "admin listening"}, timeout=60)
+        found = kit.Lines(self.proc).ports({"listening", "admin listening"}, timeout=60)
         self.port, self.admin = found["listening"], found["admin listening"]
 
 
@@ -409,7 +409,7 @@ def run_section(r, args) -> None:
 
 
 def demo(args) -> None:
-    binary = run.RELEASE / "healthweb"
+    binary = kit.RELEASE / "healthweb"
     running: list = []
     try:
         fleet = Fleet(binary, running, args.services, args.servers, www=True)
@@ -436,11 +436,11 @@ def main() -> None:
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     if not args.no_build:
-        build(run)
+        build(kit)
     if args.demo:
         demo(args)
     else:
-        run_section(run, args)
+        run_section(kit, args)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ import queue
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -333,7 +332,7 @@ def report(r, args, lease: str, cluster: Cluster, prop: dict, kills: list[float]
 
 
 def run_section(r, args) -> str:
-    """Measures and reports; `r` is bench/run.py, for its helpers."""
+    """Measures and reports; `r` is bench/kit.py, the shared helpers."""
     started = time.monotonic()
     lease = "5s"
     if getattr(args, "quick", False):
@@ -381,7 +380,7 @@ def options(ap: argparse.ArgumentParser) -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import run as bench_run
+    import kit
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     options(ap)
@@ -390,5 +389,5 @@ if __name__ == "__main__":
     cli = ap.parse_args()
     cli.argv = sys.argv[1:]
     if not cli.no_build:
-        build(bench_run)
-    run_section(bench_run, cli)
+        build(kit)
+    run_section(kit, cli)
