@@ -563,7 +563,9 @@ async function loadUpstreams(current) {
     // unreachable: the rows already say so, and their History will too
   }
   if (current.stopped) return;
-  current.monitors = Object.keys(reports).length > 0;
+  // Whether the endpoint monitors anything, for the refresh every two seconds: learnt from
+  // the rows in view, so rows in view that are not monitored must not unlearn it.
+  if (Object.keys(reports).length > 0) current.monitors = true;
   for (const row of rows) {
     const report = reports[row.name] ?? null;
     row.reported = true;

@@ -253,6 +253,16 @@ async function main() {
   assert.equal(await page.locator(`${row("")} .latency`).isHidden(), true, "only upstreams have latency");
   const latencyText = (await page.locator(`${row("payments")} .latency`).textContent()).replace(/\s+/g, " ");
   ok(`the upstream's latency: "${latencyText}"`);
+  // A view with no monitored row in it does not stop the refresh of the monitor's
+  // reports: once "payments" is back in view, it is asked about again unprompted.
+  const upstreamsAsked = (names) => (request) =>
+    new URL(request.url()).pathname === "/upstreams" && names(new URL(request.url()).searchParams.getAll("service"));
+  await page.selectOption("#status-filter", "SERVING"); // the server's own row alone
+  await page.waitForResponse((response) =>
+    upstreamsAsked((names) => !names.includes("payments"))(response.request()), { timeout: 10_000 });
+  await page.selectOption("#status-filter", "");
+  await page.waitForRequest(upstreamsAsked((names) => names.includes("payments")), { timeout: 10_000 });
+  ok("the monitor's reports are refreshed after a view with none of its upstreams");
   await stop(upstream);
   await page.waitForFunction((sel) => /last error: .*(refused|UNAVAILABLE|ended)/.test(document.querySelector(sel).innerText),
     `${row("payments")} .detail`, { timeout: 10_000 });
