@@ -98,7 +98,8 @@ size-deps:
 		|| { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq brotli; }
 
 ## bench: healthweb next to tonic-health, grpc-js, connect-node and grpcio; writes BENCHMARKS.md
-bench: pkg pkg-lite
+## (Brotli for the browser sizes and Chromium for the fleet's page are installed if missing)
+bench: pkg pkg-lite size-deps browser-deps
 	python3 bench/run.py
 
 ## demo-fleet: N=10000 services on SERVERS=10 test upstreams, flipping at random, and a

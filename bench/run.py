@@ -257,7 +257,7 @@ def browser_lines(size: dict | None) -> list[str]:
         "",
         "The published figures are minified bundles for one RPC, Brotli-compressed "
         "(connect-es `packages/connect-web-bench`); the JS glue here is minified too (esbuild). "
-        "healthweb-client's figures are for Check, List and Watch with reconnects, and History.",
+        "healthweb-client's figures are for Check, List and Watch with reconnects, History, and WatchAll.",
     ]
     return lines
 
