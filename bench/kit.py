@@ -284,14 +284,20 @@ def check_one(server: Server, mode: str) -> None:
 # ---------------------------------------------------------------- load
 
 
-def h2load_command(server: Server, mode: str, seconds: int, body: Path, log_file: Path) -> list[str]:
+def h2load_command(
+    server: Server, mode: str, seconds: int, body: Path, log_file: Path | None, requests: int = 0
+) -> list[str]:
+    """h2load with the bench's connections and streams: `seconds` after a 1 s warm-up,
+    or exactly `requests` (none to warm up) when that is given."""
     _, h1, content_type, accept = MODES[mode]
     conns, streams = LOAD[h1]
+    amount = ["-n", str(requests)] if requests else ["-D", str(seconds), "--warm-up-time", "1"]
     cmd = [
-        "taskset", "-c", LOAD_CPU, "h2load", "-D", str(seconds), "--warm-up-time", "1",
-        "-c", str(conns), "-m", str(streams), "-H", f"content-type: {content_type}",
-        "-d", str(body), f"--log-file={log_file}",
+        "taskset", "-c", LOAD_CPU, "h2load", *amount,
+        "-c", str(conns), "-m", str(streams), "-H", f"content-type: {content_type}", "-d", str(body),
     ]
+    if log_file:
+        cmd.append(f"--log-file={log_file}")
     if accept:
         cmd += ["-H", f"accept: {accept}"]
     if mode == "grpc-h2c":
