@@ -89,3 +89,28 @@ fn set_without_a_server_is_a_connection_failure() {
     assert_eq!(code, 2);
     assert!(err.contains("cannot reach the admin API"), "{err}");
 }
+
+/// An address that takes the connection and never answers (a hung server, or no
+/// HTTP at all there) ends the call at `--timeout` with exit 2, naming the flag.
+#[test]
+fn set_against_a_silent_server_ends_at_the_timeout() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let (code, _, err) = run_cli(&[
+        "set",
+        "--admin",
+        &addr,
+        "--timeout",
+        "300ms",
+        "a",
+        "SERVING",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "no answer from the admin API at {addr} within 300ms (--timeout)"
+        )),
+        "{err}"
+    );
+    drop(silent);
+}

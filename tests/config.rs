@@ -228,3 +228,30 @@ fn bad_settings_are_refused_before_listening() {
         assert!(!stderr.contains("listening on"), "{flags:?}: {stderr}");
     }
 }
+
+/// A `HEALTHWEB_LOG` that is no filter is reported, the server serves at info, and
+/// its log lines, read through a pipe as a log collector reads them, carry no
+/// colour codes.
+#[tokio::test]
+async fn a_bad_log_filter_is_reported_and_the_server_serves() {
+    let server = Binary::serve_with(&["--history", "memory"], |command| {
+        command.env("HEALTHWEB_LOG", "h2=loud");
+    });
+    let warning = server
+        .before
+        .iter()
+        .find(|line| line.contains("HEALTHWEB_LOG"))
+        .unwrap_or_else(|| panic!("no word of HEALTHWEB_LOG in {:#?}", server.before));
+    assert!(
+        warning.contains("WARN") && warning.contains(r#""h2=loud" is not a log filter"#),
+        "{warning}"
+    );
+    assert!(
+        server.before.iter().all(|line| !line.contains('\x1b')),
+        "colour codes in piped logs: {:#?}",
+        server.before
+    );
+    let mut client = client(&server.url()).await;
+    let reply = within(client.check(req(""))).await.unwrap().into_inner();
+    assert_eq!(status_of(reply.status), ServingStatus::Serving);
+}

@@ -242,18 +242,42 @@ pub fn run_cli(args: &[&str]) -> (i32, String, String) {
     run_cli_env(args, &[])
 }
 
-/// [`run_cli`] with extra environment variables.
+/// [`run_cli`] with extra environment variables. A run still going after [`LIMIT`]
+/// is killed and fails the test: no command may hang.
 pub fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_healthweb"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_healthweb"))
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("healthweb {args:?} still ran after {LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
+        status.code().unwrap_or(-1),
+        stdout.join().unwrap(),
+        stderr.join().unwrap(),
     )
 }
 

@@ -19,7 +19,9 @@ mod tls;
 
 use std::{fmt, str::FromStr, time::Duration};
 
+use bytes::Bytes;
 use http::Uri;
+use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy, rt::TokioExecutor};
 use tonic::{client::Grpc, codec::CompressionEncoding, transport::Endpoint};
 use tower::{ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
@@ -27,7 +29,29 @@ use tower::{ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 use crate::{Client, Options};
 use connector::ConnectTimeout;
 pub use connector::{Connector, Stream, connector};
+pub use text::BoxBody;
 pub use tls::{TlsSettings, client_config, pem_certs, pem_key};
+
+/// The one HTTP client type of every native request that is not native gRPC:
+/// gRPC-Web, and (in the server) the plain HTTP probes, the alerts' webhooks and the
+/// admin command. One type, so a binary holds one copy of hyper's client.
+pub type HttpClient = legacy::Client<Connector, BoxBody>;
+
+/// A pooled [`HttpClient`] dialing as [`connector`] does.
+pub fn http_client(target: &Target, https: bool) -> Result<HttpClient, ConnectError> {
+    Ok(pooled(connector(target, https)?))
+}
+
+fn pooled(dialer: Connector) -> HttpClient {
+    legacy::Client::builder(TokioExecutor::new()).build(dialer)
+}
+
+/// A whole request body for [`HttpClient`].
+pub fn full_body(bytes: impl Into<Bytes>) -> BoxBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
 
 /// Which wire a client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +220,7 @@ async fn build(
                     .await
                     .map_err(|e| unreachable(&*e))?;
             }
-            let http = legacy::Client::builder(TokioExecutor::new()).build(dialer);
+            let http = pooled(dialer);
             let text = target.protocol == Protocol::GrpcWebText;
             let agent = target.user_agent.clone();
             let service = ServiceBuilder::new()

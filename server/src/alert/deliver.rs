@@ -7,11 +7,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use bytes::Bytes;
-use healthweb_client::native::{self, Connector, Protocol, Target, TlsSettings};
+use healthweb_client::native::{self, BoxBody, HttpClient, Protocol, Target, TlsSettings};
 use http::{Request, header};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::{client::legacy, rt::TokioExecutor};
+use http_body_util::{BodyExt, Limited};
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -157,7 +155,7 @@ impl std::fmt::Display for Answer {
 /// Sends to one receiver.
 pub struct Sender {
     receiver: Receiver,
-    client: legacy::Client<Connector, Full<Bytes>>,
+    client: HttpClient,
 }
 
 impl Sender {
@@ -172,11 +170,8 @@ impl Sender {
             gzip: false,
         };
         let https = receiver.url.scheme_str() == Some("https");
-        let connector = native::connector(&target, https).map_err(|e| e.to_string())?;
-        Ok(Self {
-            receiver,
-            client: legacy::Client::builder(TokioExecutor::new()).build(connector),
-        })
+        let client = native::http_client(&target, https).map_err(|e| e.to_string())?;
+        Ok(Self { receiver, client })
     }
 
     /// The receiver.
@@ -220,7 +215,7 @@ impl Sender {
         }
     }
 
-    fn request(&self, n: &Notification) -> Result<Request<Full<Bytes>>, String> {
+    fn request(&self, n: &Notification) -> Result<Request<BoxBody>, String> {
         let r = &self.receiver;
         let builder = Request::post(r.url.clone()).header(
             header::USER_AGENT,
@@ -281,7 +276,7 @@ impl Sender {
             }
         };
         builder
-            .body(Full::new(Bytes::from(body)))
+            .body(native::full_body(body))
             .map_err(|e| format!("cannot build the request: {e}"))
     }
 }

@@ -5,15 +5,13 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use healthweb_client::native::{self, Connector, Target};
+
+use healthweb_client::native::{self, HttpClient, Target};
 use http::{Request, Uri, header::USER_AGENT, uri::Scheme};
-use http_body_util::Full;
-use hyper_util::{client::legacy, rt::TokioExecutor};
 
 /// A GET of one URL, again and again.
 pub struct HttpProbe {
-    // The alert senders' body type too: one hyper client in the binary.
-    client: legacy::Client<Connector, Full<Bytes>>,
+    client: HttpClient,
     uri: Uri,
     user_agent: Option<String>,
 }
@@ -24,10 +22,10 @@ impl HttpProbe {
         let uri: Uri = format!("{}{path}", target.url.trim_end_matches('/'))
             .parse()
             .map_err(|e| format!("bad address {:?}: {e}", target.url))?;
-        let connector = native::connector(target, uri.scheme() == Some(&Scheme::HTTPS))
+        let client = native::http_client(target, uri.scheme() == Some(&Scheme::HTTPS))
             .map_err(|e| e.to_string())?;
         Ok(Self {
-            client: legacy::Client::builder(TokioExecutor::new()).build(connector),
+            client,
             uri,
             user_agent: target.user_agent.clone(),
         })
@@ -39,7 +37,9 @@ impl HttpProbe {
         if let Some(agent) = &self.user_agent {
             request = request.header(USER_AGENT, agent);
         }
-        let request = request.body(Full::default()).map_err(|e| e.to_string())?;
+        let request = request
+            .body(native::full_body(Bytes::new()))
+            .map_err(|e| e.to_string())?;
         match tokio::time::timeout(timeout, self.client.request(request)).await {
             Ok(Ok(response)) => Ok(response.status().as_u16()),
             Ok(Err(error)) => Err(native::error_chain(&error)),

@@ -15,9 +15,10 @@ use http_body::{Body, Frame};
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use tower::{Layer, Service};
 
-use super::BoxError;
+use super::{BoxError, HttpClient};
 
-/// The body type both directions share below tonic-web.
+/// The body type both directions share below tonic-web, and every request of
+/// [`super::HttpClient`].
 pub type BoxBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// Turns binary gRPC-Web into text when `text` is set.
@@ -33,10 +34,10 @@ impl TextLayer {
     }
 }
 
-impl Layer<Http> for TextLayer {
+impl Layer<HttpClient> for TextLayer {
     type Service = Text;
 
-    fn layer(&self, inner: Http) -> Text {
+    fn layer(&self, inner: HttpClient) -> Text {
         Text {
             inner,
             text: self.text,
@@ -44,13 +45,10 @@ impl Layer<Http> for TextLayer {
     }
 }
 
-/// The pooled HTTP/1.1 client underneath.
-pub type Http = hyper_util::client::legacy::Client<super::Connector, BoxBody>;
-
 /// See [`TextLayer`].
 #[derive(Clone)]
 pub struct Text {
-    inner: Http,
+    inner: HttpClient,
     text: bool,
 }
 

@@ -1,12 +1,12 @@
 //! `healthweb set` and `healthweb remove`: the admin API's command-line client.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use bytes::Bytes;
 use clap::Args;
+use healthweb_client::native::{self, Protocol, Target, TlsSettings};
 use healthweb_server::status::StatusWord;
-use http_body_util::{BodyExt, Full};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use http_body_util::BodyExt;
 
 use crate::{exit::Exit, say};
 
@@ -19,6 +19,10 @@ pub struct Admin {
     /// The file holding the admin token (healthweb serve --admin-token-file).
     #[arg(long, env = "HEALTHWEB_ADMIN_TOKEN_FILE", value_name = "FILE")]
     admin_token_file: Option<PathBuf>,
+    /// How long the whole call may take: connecting, the answer and its body; past
+    /// it, exit 2.
+    #[arg(long, env = "HEALTHWEB_ADMIN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
 }
 
 #[derive(Args)]
@@ -57,7 +61,9 @@ fn report(result: Result<String, AdminError>) -> Exit {
             println!("{text}");
             Exit::Success
         }
-        Err(error @ AdminError::Connect { .. }) => {
+        // A timeout too: it runs from the dial, so it cannot tell a host that never
+        // answered the dial from a server that never answered the request.
+        Err(error @ (AdminError::Connect { .. } | AdminError::Timeout { .. })) => {
             say(format_args!("healthweb: {error}"));
             Exit::ConnectionFailure
         }
@@ -79,6 +85,9 @@ enum AdminError {
         addr: String,
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// No whole answer within the timeout, the dial included.
+    #[error("no answer from the admin API at {addr} within {} (--timeout)", humantime::format_duration(*.after))]
+    Timeout { addr: String, after: Duration },
     /// The server refused the change; the message is the server's.
     #[error("{0}")]
     Refused(String),
@@ -121,24 +130,42 @@ async fn call(admin: &Admin, name: &str, status: Option<StatusWord>) -> Result<S
         request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
     }
     let request = request
-        .body(Full::new(body))
+        .body(native::full_body(body))
         .map_err(|e| AdminError::Refused(e.to_string()))?;
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let target = Target {
+        url: format!("http://{addr}"),
+        protocol: Protocol::GrpcWeb,
+        tls: TlsSettings::default(),
+        connect_timeout: admin.timeout,
+        user_agent: None,
+        gzip: false,
+    };
+    let client =
+        native::http_client(&target, false).map_err(|e| AdminError::Refused(e.to_string()))?;
     let connect = |source: Box<dyn std::error::Error + Send + Sync>| AdminError::Connect {
         addr: addr.clone(),
-        source,
+        source: native::error_chain(&*source).into(),
     };
-    let response = client
-        .request(request)
+    let exchange = async {
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| connect(e.into()))?;
+        let ok = response.status().is_success();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| connect(e.into()))?
+            .to_bytes();
+        Ok((ok, body))
+    };
+    let (ok, body) = tokio::time::timeout(admin.timeout, exchange)
         .await
-        .map_err(|e| connect(e.into()))?;
-    let ok = response.status().is_success();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| connect(e.into()))?
-        .to_bytes();
+        .map_err(|_| AdminError::Timeout {
+            addr: addr.clone(),
+            after: admin.timeout,
+        })??;
     let text = String::from_utf8_lossy(&body).trim_end().to_owned();
     if ok {
         Ok(text)

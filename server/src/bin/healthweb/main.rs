@@ -21,7 +21,7 @@ mod go_flags;
 mod serve;
 mod signals;
 
-use std::{ffi::OsString, path::Path, process::ExitCode, time::Duration};
+use std::{ffi::OsString, io::IsTerminal, path::Path, process::ExitCode, time::Duration};
 
 use clap::{CommandFactory, Parser, Subcommand};
 use tracing_subscriber::{filter::Targets, layer::SubscriberExt, util::SubscriberInitExt};
@@ -104,14 +104,27 @@ fn main() -> ExitCode {
     // `HEALTHWEB_LOG`: a level, then target=level pairs (`warn,healthweb=debug`); a
     // plain target filter, not EnvFilter, whose regular expressions cost the binary
     // 0.3 MB.
-    let filter = std::env::var("HEALTHWEB_LOG")
-        .ok()
-        .and_then(|spec| spec.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let spec = std::env::var("HEALTHWEB_LOG").ok();
+    let parsed = spec.as_deref().map(str::parse::<Targets>);
+    let filter = match &parsed {
+        Some(Ok(filter)) => filter.clone(),
+        _ => Targets::new().with_default(tracing::Level::INFO),
+    };
+    // Colours for a person at a terminal only: log collectors (`kubectl logs`,
+    // journald, files) would keep the escape codes. NO_COLOR is honoured.
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(ansi),
+        )
         .with(filter)
         .init();
+    if let (Some(spec), Some(Err(error))) = (&spec, parsed) {
+        tracing::warn!("HEALTHWEB_LOG={spec:?} is not a log filter ({error}); logging at info");
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
