@@ -592,9 +592,9 @@ async fn every_answer_matches_the_reference_or_a_known_difference() {
 }
 
 /// A Watch open when the server drains, and one opened during the drain, on each
-/// wire. healthweb's drain is its `draining` token (what `Server::run` cancels
-/// after the drain delay), held here while the port stays open so that a Watch can
-/// still be opened; the reference's is what a tonic-health user does at shutdown,
+/// wire. healthweb's drain is `HealthRegistry::end_streams` (what `Server::run`
+/// calls after the drain delay), called here while the port stays open so that a
+/// Watch can still be opened; the reference's is what a tonic-health user does at shutdown,
 /// setting NOT_SERVING.
 async fn drain_differences() -> Vec<(String, Wire, &'static str, String, String)> {
     let mut settings = Settings::default();
@@ -614,8 +614,7 @@ async fn drain_differences() -> Vec<(String, Wire, &'static str, String, String)
         instance: Instance::default(),
         maintenance: None,
     };
-    let draining = CancellationToken::new();
-    let app = routes::app(&settings, state, None, draining.clone());
+    let app = routes::app(&settings, state, None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ours = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
@@ -663,7 +662,7 @@ async fn drain_differences() -> Vec<(String, Wire, &'static str, String, String)
         .reporter
         .set_service_status("registered", tonic_health::ServingStatus::NotServing)
         .await;
-    draining.cancel();
+    registry.end_streams();
     let mut found = Vec::new();
     for (wire, answers) in WIRES.iter().zip(join_all(before).await) {
         let (a, b) = answers.unwrap();

@@ -4,13 +4,13 @@
 //!   with NOT_FOUND naming it.
 //! - Watch: the current status at once, then one message per change and never a
 //!   repeat; an unknown service is SERVICE_UNKNOWN and the stream stays open.
-//!   The stream ends with UNAVAILABLE when the server drains; the caller's
+//!   The stream ends with UNAVAILABLE when the server drains (the registry closes
+//!   its channels, [`HealthRegistry::end_streams`]); the caller's
 //!   `grpc-timeout` ends it with DEADLINE_EXCEEDED ([`crate::deadline`] keeps
 //!   every call's clock).
 //! - List: every registered service; RESOURCE_EXHAUSTED past the list limit.
 
 use std::{
-    future::Future,
     pin::Pin,
     task::{Context, Poll},
 };
@@ -20,7 +20,6 @@ use healthweb_proto::pb::{
     HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse,
     health_check_response::ServingStatus, health_server::Health,
 };
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::{Request, Response, Status};
 
 use crate::registry::{HealthRegistry, Release};
@@ -52,21 +51,12 @@ impl Default for HealthLimits {
 pub struct HealthService {
     registry: HealthRegistry,
     limits: HealthLimits,
-    draining: CancellationToken,
 }
 
 impl HealthService {
-    /// Serves `registry`; Watch streams end once `draining` is cancelled.
-    pub fn new(
-        registry: HealthRegistry,
-        limits: HealthLimits,
-        draining: CancellationToken,
-    ) -> Self {
-        Self {
-            registry,
-            limits,
-            draining,
-        }
+    /// Serves `registry`; Watch streams end when it ends them.
+    pub fn new(registry: HealthRegistry, limits: HealthLimits) -> Self {
+        Self { registry, limits }
     }
 
     fn service_name<'a>(&self, request: &'a HealthCheckRequest) -> Result<&'a str, Status> {
@@ -89,13 +79,11 @@ fn response(status: ServingStatus) -> HealthCheckResponse {
 }
 
 /// A Watch answer: the current status at once, then one message per change and
-/// never a repeat; UNAVAILABLE once the server drains (a change already there goes
-/// out first). A plain stream rather than an `async` block, so that the drain's
-/// future is made once per stream, not once per message.
+/// never a repeat; UNAVAILABLE once the registry closes the channel at the drain
+/// (a change already there goes out first). One channel is all it waits on.
 pub struct WatchStream {
     // Dropped before `release`, which counts the receivers that are left.
     changes: tokio_stream::wrappers::WatchStream<ServingStatus>,
-    draining: Pin<Box<WaitForCancellationFutureOwned>>,
     last: Option<ServingStatus>,
     done: bool,
     _release: Release,
@@ -110,26 +98,20 @@ impl Stream for WatchStream {
             return Poll::Ready(None);
         }
         loop {
-            match Pin::new(&mut this.changes).poll_next(cx) {
+            match std::task::ready!(Pin::new(&mut this.changes).poll_next(cx)) {
                 // The channel may flip and flip back between two polls; the spec
                 // wants a message per change, so an unchanged status is not one.
-                Poll::Ready(Some(status)) if this.last == Some(status) => continue,
-                Poll::Ready(Some(status)) => {
+                Some(status) if this.last == Some(status) => continue,
+                Some(status) => {
                     this.last = Some(status);
                     return Poll::Ready(Some(Ok(response(status))));
                 }
-                Poll::Ready(None) => {
+                None => {
                     this.done = true;
-                    return Poll::Ready(Some(Err(Status::unavailable(
-                        "the health registry is gone",
-                    ))));
+                    return Poll::Ready(Some(Err(shutting_down())));
                 }
-                Poll::Pending => break,
             }
         }
-        std::task::ready!(this.draining.as_mut().poll(cx));
-        this.done = true;
-        Poll::Ready(Some(Err(shutting_down())))
     }
 }
 
@@ -162,7 +144,6 @@ impl Health for HealthService {
         let (receiver, release) = self.registry.watch(name).into_parts();
         Ok(Response::new(WatchStream {
             changes: tokio_stream::wrappers::WatchStream::new(receiver),
-            draining: Box::pin(self.draining.clone().cancelled_owned()),
             last: None,
             done: false,
             _release: release,
@@ -196,12 +177,8 @@ mod tests {
     use super::*;
     use futures_util::StreamExt;
 
-    fn service(registry: &HealthRegistry) -> (HealthService, CancellationToken) {
-        let drain = CancellationToken::new();
-        (
-            HealthService::new(registry.clone(), HealthLimits::default(), drain.clone()),
-            drain,
-        )
+    fn service(registry: &HealthRegistry) -> HealthService {
+        HealthService::new(registry.clone(), HealthLimits::default())
     }
 
     fn req(name: &str) -> Request<HealthCheckRequest> {
@@ -226,7 +203,7 @@ mod tests {
     #[tokio::test]
     async fn check_unknown_is_not_found_naming_it() {
         let registry = HealthRegistry::new();
-        let (svc, _drain) = service(&registry);
+        let svc = service(&registry);
         let err = svc.check(req("nope")).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::NotFound);
         assert!(err.message().contains("\"nope\""), "{}", err.message());
@@ -236,7 +213,7 @@ mod tests {
     async fn watch_sends_only_changes() {
         let registry = HealthRegistry::new();
         registry.set("a", ServingStatus::Serving).unwrap();
-        let (svc, _drain) = service(&registry);
+        let svc = service(&registry);
         let mut stream = svc.watch(req("a")).await.unwrap().into_inner();
         assert_eq!(next(&mut stream).await, ServingStatus::Serving);
         registry.set("a", ServingStatus::NotServing).unwrap();
@@ -256,20 +233,20 @@ mod tests {
     #[tokio::test]
     async fn drain_ends_watch_after_the_last_status() {
         let registry = HealthRegistry::new();
-        let (svc, drain) = service(&registry);
+        let svc = service(&registry);
         let mut stream = svc.watch(req("")).await.unwrap().into_inner();
         assert_eq!(next(&mut stream).await, ServingStatus::Serving);
         registry.shutdown();
-        drain.cancel();
+        registry.end_streams();
         ends_not_serving_then_unavailable(stream).await;
     }
 
     #[tokio::test]
     async fn a_watch_opened_during_the_drain_gets_its_status_then_unavailable() {
         let registry = HealthRegistry::new();
-        let (svc, drain) = service(&registry);
+        let svc = service(&registry);
         registry.shutdown();
-        drain.cancel();
+        registry.end_streams();
         ends_not_serving_then_unavailable(svc.watch(req("")).await.unwrap().into_inner()).await;
     }
 
@@ -281,7 +258,7 @@ mod tests {
                 .set(&format!("s{i}"), ServingStatus::Serving)
                 .unwrap();
         }
-        let (svc, _drain) = service(&registry);
+        let svc = service(&registry);
         let err = svc
             .list(Request::new(HealthListRequest {}))
             .await

@@ -17,6 +17,10 @@
 //! stream can follow every service at once (`healthweb.v1.Statuses/WatchAll`):
 //! [`HealthRegistry::snapshot`], then [`HealthRegistry::changes_since`] whenever
 //! [`HealthRegistry::positions`] moves.
+//!
+//! When the server drains, [`HealthRegistry::end_streams`] closes every channel:
+//! a watcher takes what it has not seen yet, then finds the channel closed, and
+//! its stream ends (UNAVAILABLE). The streams need no drain signal of their own.
 
 mod journal;
 
@@ -105,8 +109,6 @@ pub struct HealthRegistry {
 struct Inner {
     state: RwLock<State>,
     observers: Vec<Arc<dyn Observer>>,
-    /// Tells a journal position's readers that it moved.
-    positions: watch::Sender<u64>,
     /// Random, so that a journal position given out before a restart is never
     /// taken for one of this registry's.
     epoch: u64,
@@ -115,8 +117,21 @@ struct Inner {
 #[derive(Debug)]
 struct State {
     services: HashMap<String, watch::Sender<ServingStatus>>,
+    /// Tells a journal position's readers that it moved.
+    positions: watch::Sender<u64>,
     shut_down: bool,
+    /// [`HealthRegistry::end_streams`] was called: every receiver given out from
+    /// then on is closed.
+    streams_ended: bool,
     journal: journal::Journal,
+}
+
+impl State {
+    /// A receiver for a stream that opens once the streams have ended: `value`,
+    /// then closed.
+    fn ended<T>(value: T) -> watch::Receiver<T> {
+        watch::channel(value).1
+    }
 }
 
 /// How many changes the journal keeps for streams that resume, by default.
@@ -146,11 +161,12 @@ impl HealthRegistry {
             inner: Arc::new(Inner {
                 state: RwLock::new(State {
                     services: HashMap::new(),
+                    positions: watch::Sender::new(0),
                     shut_down: false,
+                    streams_ended: false,
                     journal: journal::Journal::new(backlog),
                 }),
                 observers,
-                positions: watch::Sender::new(0),
                 epoch: RandomState::new().hash_one(std::time::SystemTime::now()),
             }),
         };
@@ -251,6 +267,22 @@ impl HealthRegistry {
         self.set_all_registered(&mut state, ServingStatus::Serving, reason);
     }
 
+    /// Ends every Watch and WatchAll stream, at the drain: each channel is closed,
+    /// so that its receivers take the change they have not seen yet, if any, and
+    /// then end; a stream opened later gets the current status (or position),
+    /// then the end. Statuses still change, for Check.
+    pub fn end_streams(&self) {
+        let mut state = self.write();
+        state.streams_ended = true;
+        // Replacing a sender drops the old one, which closes its channel.
+        for tx in state.services.values_mut() {
+            let status = *tx.borrow();
+            *tx = watch::Sender::new(status);
+        }
+        let position = *state.positions.borrow();
+        state.positions = watch::Sender::new(position);
+    }
+
     /// Whether [`Self::shutdown`] is in force.
     pub fn is_shut_down(&self) -> bool {
         self.read().shut_down
@@ -290,16 +322,25 @@ impl HealthRegistry {
     /// Follows `service`, registered or not. The receiver starts at the current
     /// status (SERVICE_UNKNOWN for an unknown name).
     pub fn watch(&self, service: &str) -> Watcher {
-        let rx = {
-            let state = self.read();
-            state.services.get(service).map(watch::Sender::subscribe)
+        let subscribe = |state: &State| {
+            let tx = state.services.get(service);
+            if state.streams_ended {
+                let status = tx.map_or(ServingStatus::ServiceUnknown, |tx| *tx.borrow());
+                return Some(State::ended(status));
+            }
+            tx.map(watch::Sender::subscribe)
         };
-        let rx = rx.unwrap_or_else(|| {
-            self.write()
-                .services
-                .entry(service.to_owned())
-                .or_insert_with(|| watch::Sender::new(ServingStatus::ServiceUnknown))
-                .subscribe()
+        // The read lock goes before the write lock is taken.
+        let subscribed = subscribe(&self.read());
+        let rx = subscribed.unwrap_or_else(|| {
+            let mut state = self.write();
+            subscribe(&state).unwrap_or_else(|| {
+                state
+                    .services
+                    .entry(service.to_owned())
+                    .or_insert_with(|| watch::Sender::new(ServingStatus::ServiceUnknown))
+                    .subscribe()
+            })
         });
         Watcher {
             rx,
@@ -357,12 +398,16 @@ impl HealthRegistry {
     /// The journal's position, moving with every change: what a stream following
     /// every service waits on.
     pub fn positions(&self) -> watch::Receiver<u64> {
-        self.inner.positions.subscribe()
+        let state = self.read();
+        if state.streams_ended {
+            return State::ended(*state.positions.borrow());
+        }
+        state.positions.subscribe()
     }
 
     /// How many streams follow every service ([`Self::positions`]) right now.
     pub fn followers(&self) -> usize {
-        self.inner.positions.receiver_count()
+        self.read().positions.receiver_count()
     }
 
     /// This registry's own number: journal positions are its alone.
@@ -407,7 +452,8 @@ impl HealthRegistry {
         reason: Reason<'_>,
     ) {
         state.journal.push(service, to);
-        self.inner.positions.send_replace(state.journal.position());
+        let position = state.journal.position();
+        state.positions.send_replace(position);
         for observer in &self.inner.observers {
             observer.changed(service, from, to, reason);
         }
@@ -509,6 +555,46 @@ mod tests {
         assert_eq!(registry.channel_count(), 2);
         drop(second);
         assert_eq!(registry.channel_count(), 1);
+    }
+
+    /// Whether `rx` has a change (`Ok`) or is closed (`Err`); neither within 5 s
+    /// fails the test rather than hanging it.
+    async fn changed<T>(rx: &mut watch::Receiver<T>) -> Result<(), watch::error::RecvError> {
+        tokio::time::timeout(std::time::Duration::from_secs(5), rx.changed())
+            .await
+            .expect("the channel neither changed nor closed")
+    }
+
+    #[tokio::test]
+    async fn ending_the_streams_closes_every_channel_after_its_last_change() {
+        let registry = HealthRegistry::new();
+        registry.set("a", ServingStatus::Serving).unwrap();
+        let mut seen = registry.watch("a");
+        seen.receiver().borrow_and_update();
+        let mut behind = registry.watch("a");
+        behind.receiver().borrow_and_update();
+        let mut positions = registry.positions();
+        registry.set("a", ServingStatus::NotServing).unwrap();
+        seen.receiver().borrow_and_update();
+        registry.end_streams();
+        // Nothing unseen: closed at once.
+        assert!(changed(seen.receiver()).await.is_err());
+        // The change it had not seen comes first, then the end.
+        assert!(changed(behind.receiver()).await.is_ok());
+        assert_eq!(
+            *behind.receiver().borrow_and_update(),
+            ServingStatus::NotServing
+        );
+        assert!(changed(behind.receiver()).await.is_err());
+        assert!(changed(&mut positions).await.is_ok());
+        assert!(changed(&mut positions).await.is_err());
+        // Opened later: the status as it is, then closed; statuses still change.
+        let mut late = registry.watch("a");
+        assert_eq!(*late.receiver().borrow(), ServingStatus::NotServing);
+        assert!(changed(late.receiver()).await.is_err());
+        assert!(changed(&mut registry.positions()).await.is_err());
+        registry.set("a", ServingStatus::Serving).unwrap();
+        assert_eq!(registry.check("a"), Some(ServingStatus::Serving));
     }
 
     #[test]

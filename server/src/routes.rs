@@ -47,7 +47,6 @@ use healthweb_proto::{
     statuses::statuses_server::{self, StatusesServer},
     wire::{Framing, content_type},
 };
-use tokio_util::sync::CancellationToken;
 use tonic::{codec::CompressionEncoding::Gzip, service::Routes};
 use tonic_reflection::pb::{v1, v1alpha};
 use tower::{Layer, Service};
@@ -73,18 +72,13 @@ const GRPC_SERVICES: [&str; 5] = [
 ];
 
 /// Builds the whole HTTP service: gRPC, gRPC-Web, and the plain routes, behind
-/// `cors` when other origins may call. Watch streams end when `draining` is cancelled.
-pub fn app(
-    settings: &Settings,
-    state: WebState,
-    cors: Option<CorsLayer>,
-    draining: CancellationToken,
-) -> App {
+/// `cors` when other origins may call. Watch and WatchAll streams end when the
+/// registry ends them ([`crate::registry::HealthRegistry::end_streams`]).
+pub fn app(settings: &Settings, state: WebState, cors: Option<CorsLayer>) -> App {
     let max = settings.max_request_message;
     let health = HealthServer::new(HealthService::new(
         state.registry.clone(),
         settings.health.clone(),
-        draining.clone(),
     ))
     .accept_compressed(Gzip)
     .max_decoding_message_size(max);
@@ -99,12 +93,9 @@ pub fn app(
     )
     .accept_compressed(Gzip)
     .max_decoding_message_size(max);
-    let statuses = StatusesServer::new(StatusesService::new(
-        state.registry.clone(),
-        draining.clone(),
-    ))
-    .accept_compressed(Gzip)
-    .max_decoding_message_size(max);
+    let statuses = StatusesServer::new(StatusesService::new(state.registry.clone()))
+        .accept_compressed(Gzip)
+        .max_decoding_message_size(max);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(healthweb_proto::FILE_DESCRIPTOR_SET)

@@ -64,8 +64,6 @@ pub struct Server {
     connections: ConnectionLimits,
     drain_delay: Duration,
     shutdown_grace: Duration,
-    /// Cancelled when the drain starts; every part that ends then holds a clone.
-    draining: CancellationToken,
     /// Writes history; stopped (with a last write) when the server is.
     writer: Writer,
     reloader: Reloader,
@@ -205,7 +203,6 @@ impl Server {
                 })
             }
         };
-        let draining = CancellationToken::new();
         let alerts = alerts.with_store(opened.history.alerts());
         let state = WebState {
             maintenance: Some(alerts.maintenance()),
@@ -219,7 +216,7 @@ impl Server {
                 fleet: fleet.as_ref().map(|_| view),
             },
         };
-        let app = routes::app(&settings, state, cors, draining.clone());
+        let app = routes::app(&settings, state, cors);
         Ok(Self {
             listen: settings.listen,
             admin_listen: settings.admin_listen,
@@ -230,7 +227,6 @@ impl Server {
             connections: settings.connections,
             drain_delay: settings.drain_delay,
             shutdown_grace: settings.shutdown_grace,
-            draining,
             writer,
             reloader: Reloader(Arc::new(Mutex::new(Reloadable {
                 configured,
@@ -284,7 +280,6 @@ impl Server {
             connections,
             drain_delay,
             shutdown_grace,
-            draining,
             writer,
             reloader,
             upstreams,
@@ -297,6 +292,8 @@ impl Server {
         let alerting = alerts.start(registry.clone(), shutdown.clone());
         reloader.monitor(|monitor| monitor.apply(&upstreams));
         let fleet = fleet.map(|parts| Fleet::start(parts, Arc::new(reloader.clone())));
+        // Cancelled at the drain: the admin API stops with the port.
+        let draining = CancellationToken::new();
         if let Some(listener) = listeners.admin
             && let Ok(addr) = listener.local_addr()
         {
@@ -322,6 +319,7 @@ impl Server {
             // Lame duck: NOT_SERVING everywhere, still answering, so that load
             // balancers and Kubernetes endpoints move away before connections close.
             tokio::time::sleep(drain_delay).await;
+            registry.end_streams();
             draining.cancel();
         };
         serve::serve(listeners.main, app, &connections, tls, stop, shutdown_grace).await;

@@ -18,7 +18,6 @@
 //! changes it missed.
 
 use std::{
-    future::Future,
     pin::Pin,
     task::{Context, Poll},
 };
@@ -28,7 +27,6 @@ use healthweb_proto::{
     pb::health_check_response::ServingStatus,
     statuses::{ServiceStatus, WatchAllRequest, WatchAllResponse, statuses_server::Statuses},
 };
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::{Request, Response, Status};
 
 use crate::registry::HealthRegistry;
@@ -40,13 +38,13 @@ pub const MAX_BATCH: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct StatusesService {
     registry: HealthRegistry,
-    draining: CancellationToken,
 }
 
 impl StatusesService {
-    /// Serves `registry`; streams end once `draining` is cancelled.
-    pub fn new(registry: HealthRegistry, draining: CancellationToken) -> Self {
-        Self { registry, draining }
+    /// Serves `registry`; streams end when it ends them
+    /// ([`HealthRegistry::end_streams`], at the drain).
+    pub fn new(registry: HealthRegistry) -> Self {
+        Self { registry }
     }
 }
 
@@ -83,7 +81,6 @@ fn entry(service: impl Into<String>, status: ServingStatus) -> ServiceStatus {
 pub struct WatchAllStream {
     registry: HealthRegistry,
     positions: tokio_stream::wrappers::WatchStream<u64>,
-    draining: Pin<Box<WaitForCancellationFutureOwned>>,
     /// The journal position the client has reached (with the snapshot's rest).
     position: u64,
     /// The snapshot being sent, and whether its first message went out.
@@ -108,7 +105,6 @@ impl WatchAllStream {
         // Followed from here on: a change made since `position` is in the journal.
         Self {
             positions: tokio_stream::wrappers::WatchStream::new(registry.positions()),
-            draining: Box::pin(service.draining.clone().cancelled_owned()),
             registry,
             position,
             snapshot,
@@ -159,8 +155,15 @@ impl Stream for WatchAllStream {
             return Poll::Ready(Some(Ok(message)));
         }
         // Registered for the next move first, so none falls between the read
-        // below and the wait.
-        while let Poll::Ready(Some(_)) = Pin::new(&mut this.positions).poll_next(cx) {}
+        // below and the wait. A closed channel is the drain: what came before it
+        // still goes out first.
+        let ended = loop {
+            match Pin::new(&mut this.positions).poll_next(cx) {
+                Poll::Ready(Some(_)) => continue,
+                Poll::Ready(None) => break true,
+                Poll::Pending => break false,
+            }
+        };
         match this.registry.changes_since(this.position, MAX_BATCH) {
             None => {
                 let (position, services) = this.registry.snapshot();
@@ -180,7 +183,9 @@ impl Stream for WatchAllStream {
             }
             Some(_) => {}
         }
-        std::task::ready!(this.draining.as_mut().poll(cx));
+        if !ended {
+            return Poll::Pending;
+        }
         this.done = true;
         Poll::Ready(Some(Err(crate::health::shutting_down())))
     }
@@ -212,5 +217,42 @@ mod tests {
             let err = resume_at(bad, 7).unwrap_err();
             assert_eq!(err.code(), tonic::Code::InvalidArgument, "{bad}");
         }
+    }
+
+    async fn next(stream: &mut WatchAllStream) -> Option<Result<WatchAllResponse, Status>> {
+        use futures_util::StreamExt;
+        tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
+            .await
+            .expect("the stream neither sent nor ended")
+    }
+
+    /// At the drain a WatchAll stream sends the changes it has not sent, then
+    /// UNAVAILABLE; one opened during the drain gets its snapshot, then UNAVAILABLE.
+    #[tokio::test]
+    async fn the_drain_ends_watch_all_after_what_came_before() {
+        let registry = HealthRegistry::new();
+        let service = StatusesService::new(registry.clone());
+        let mut open = WatchAllStream::new(&service, None);
+        assert!(next(&mut open).await.unwrap().unwrap().synced);
+        registry.shutdown();
+        registry.end_streams();
+        let last = next(&mut open).await.unwrap().unwrap();
+        assert_eq!(
+            last.statuses,
+            vec![entry("", ServingStatus::NotServing)],
+            "the shutdown's change first"
+        );
+        let end = next(&mut open).await.unwrap().unwrap_err();
+        assert_eq!(end.code(), tonic::Code::Unavailable);
+        assert!(next(&mut open).await.is_none());
+
+        let mut late = WatchAllStream::new(&service, None);
+        let snapshot = next(&mut late).await.unwrap().unwrap();
+        assert_eq!(
+            snapshot.statuses,
+            vec![entry("", ServingStatus::NotServing)]
+        );
+        let end = next(&mut late).await.unwrap().unwrap_err();
+        assert_eq!(end.code(), tonic::Code::Unavailable);
     }
 }
