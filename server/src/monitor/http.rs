@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-
 use healthweb_client::native::{self, HttpClient, Target};
 use http::{Request, Uri, header::USER_AGENT, uri::Scheme};
 

@@ -83,10 +83,7 @@ where
                     header::ACCEPT,
                     HeaderValue::from_static(wire::content_type::GRPC_WEB_TEXT),
                 );
-                let encoded = Bytes::from(wire::text_encode(&bytes));
-                http_body_util::Full::new(encoded)
-                    .map_err(|e| match e {})
-                    .boxed_unsync()
+                super::full_body(wire::text_encode(&bytes))
             } else {
                 body.map_err(Into::into).boxed_unsync()
             };
