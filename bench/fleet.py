@@ -49,7 +49,7 @@ from pathlib import Path
 import kit
 from replicas import admin_set, web_stream
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = kit.ROOT
 BEGIN, END = "<!-- bench:fleet:begin -->", "<!-- bench:fleet:end -->"
 NAMES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
 

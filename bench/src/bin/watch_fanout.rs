@@ -5,15 +5,18 @@
 //! Usage:
 //! `watch-fanout --url http://127.0.0.1:PORT --pid SERVER_PID --streams N
 //!  [--per-conn 1000] [--service bench] [--admin 127.0.0.1:ADMIN_PORT | --signal yes]
-//!  [--timeout-secs 120] [--pause-before-flip SECS] [--hold-after-flip SECS]`
+//!  [--flips 1] [--timeout-secs 120] [--pause-before-flip SECS] [--hold-after-flip SECS]`
 //!
 //! The flip goes through healthweb's admin API (`--admin`), or, for the
-//! tonic-default peer, a SIGUSR1 to `--pid` (`--signal`). One JSON object goes to
-//! stdout: server RSS idle, with all streams open and after they all left (KiB),
-//! and the notify latencies (ms) from the flip to each stream's message, with the
-//! CPU time server and client spent meanwhile. `--pause-before-flip` waits with
-//! every stream open, to attach a profiler, and `--hold-after-flip` keeps them
-//! open after, so that the profile ends before the streams do.
+//! tonic-default peer, a SIGUSR1 to `--pid` (`--signal`). `--flips N` flips N
+//! times (NOT_SERVING, SERVING, ...), half a second apart, every stream hearing
+//! each. One JSON object goes to stdout: server RSS idle, with all streams open
+//! and after they all left (KiB), and the notify latencies (ms) from a flip to each
+//! stream's message (min, p50, p99, max), with the CPU time server and client spent
+//! meanwhile: each the median over the flips, and each flip's slowest watcher.
+//! `--pause-before-flip` waits with every stream open, to attach a profiler, and
+//! `--hold-after-flip` keeps them open after, so that the profile ends before the
+//! streams do.
 //!
 //! The client is lean on purpose, so that the latency is the server's: raw `h2`,
 //! one task per connection that drives all of its streams, on one thread. A tonic
@@ -64,6 +67,7 @@ async fn main() {
     let service = flags.get("service", "bench");
     let admin = flags.get("admin", "");
     let by_signal = flags.get("signal", "no") != "no";
+    let flips = flags.num("flips", 1).max(1) as usize;
     let timeout = Duration::from_secs(flags.num("timeout-secs", 120));
     let deadline = Instant::now() + timeout;
 
@@ -82,6 +86,7 @@ async fn main() {
         let n = per_conn.min(streams - c * per_conn);
         let conn = Connection {
             addr: addr.clone(),
+            flips,
             request: request.clone(),
             events: events_tx.clone(),
             leave: leave_rx.clone(),
@@ -120,27 +125,47 @@ async fn main() {
         eprintln!("flipping in {pause} s");
         tokio::time::sleep(Duration::from_secs(pause)).await;
     }
-    let (server_cpu, client_cpu) = (cpu_ms(&pid), cpu_ms("self"));
-    let flipped = Instant::now();
-    if by_signal {
-        let killed = std::process::Command::new("kill")
-            .args(["-USR1", &pid])
-            .status();
-        if !killed.is_ok_and(|s| s.success()) {
-            fail("cannot send SIGUSR1 to the server");
+    let mut measured = Vec::with_capacity(flips);
+    for flip in 0..flips {
+        if flip > 0 {
+            settle().await;
         }
-    } else if let Err(e) = admin_set(&admin, &flags.get("service", "bench"), "NOT_SERVING").await {
-        fail(&format!("admin API at {admin:?}: {e}"));
-    }
-    let mut latencies = Vec::with_capacity(streams);
-    while latencies.len() < streams {
-        match next("heard the change", latencies.len()).await {
-            Event::Heard(at) => latencies.extend(at.into_iter().map(|t| t - flipped)),
-            _ => fail("a connection reported ready twice"),
+        let (server_cpu, client_cpu) = (cpu_ms(&pid), cpu_ms("self"));
+        let flipped = Instant::now();
+        if by_signal {
+            let killed = std::process::Command::new("kill")
+                .args(["-USR1", &pid])
+                .status();
+            if !killed.is_ok_and(|s| s.success()) {
+                fail("cannot send SIGUSR1 to the server");
+            }
+        } else if let Err(e) = admin_set(&admin, &service, expected(flip).as_str_name()).await {
+            fail(&format!("admin API at {admin:?}: {e}"));
         }
+        let mut latencies = Vec::with_capacity(streams);
+        while latencies.len() < streams {
+            match next("heard the change", latencies.len()).await {
+                Event::Heard(at) => latencies.extend(at.into_iter().map(|t| t - flipped)),
+                _ => fail("a connection reported ready twice"),
+            }
+        }
+        latencies.sort();
+        measured.push([
+            percentile_ms(&latencies, 0.0),
+            percentile_ms(&latencies, 50.0),
+            percentile_ms(&latencies, 99.0),
+            percentile_ms(&latencies, 100.0),
+            cpu_ms(&pid) - server_cpu,
+            cpu_ms("self") - client_cpu,
+        ]);
     }
-    let (server_cpu, client_cpu) = (cpu_ms(&pid) - server_cpu, cpu_ms("self") - client_cpu);
-    latencies.sort();
+    // Each figure's median over the flips, taken on its own.
+    let median = |i: usize| {
+        let mut values: Vec<f64> = measured.iter().map(|m| m[i]).collect();
+        values.sort_by(f64::total_cmp);
+        values[(values.len() - 1) / 2]
+    };
+    let slowest: Vec<String> = measured.iter().map(|m| format!("{:.2}", m[3])).collect();
 
     let hold = flags.num("hold-after-flip", 0);
     if hold > 0 {
@@ -160,12 +185,26 @@ async fn main() {
         "{{\"streams\": {streams}, \"connections\": {connections}, \"open_ms\": {open_ms:.1}, \
          \"rss_idle_kib\": {idle}, \"rss_open_kib\": {open}, \"rss_after_kib\": {after}, \
          \"bytes_per_stream\": {per_stream:.0}, \"client_rss_kib\": {client}, \
-         \"notify_p50_ms\": {:.2}, \"notify_p99_ms\": {:.2}, \"notify_max_ms\": {:.2}, \
-         \"notify_server_cpu_ms\": {server_cpu:.0}, \"notify_client_cpu_ms\": {client_cpu:.0}}}",
-        percentile_ms(&latencies, 50.0),
-        percentile_ms(&latencies, 99.0),
-        percentile_ms(&latencies, 100.0),
+         \"flips\": {flips}, \"notify_min_ms\": {:.2}, \"notify_p50_ms\": {:.2}, \
+         \"notify_p99_ms\": {:.2}, \"notify_max_ms\": {:.2}, \"notify_server_cpu_ms\": {:.0}, \
+         \"notify_client_cpu_ms\": {:.0}, \"notify_max_each_ms\": [{}]}}",
+        median(0),
+        median(1),
+        median(2),
+        median(3),
+        median(4),
+        median(5),
+        slowest.join(", "),
     );
+}
+
+/// What the `flip`th flip (from 0) sets: NOT_SERVING, then SERVING, and so on.
+fn expected(flip: usize) -> ServingStatus {
+    if flip.is_multiple_of(2) {
+        ServingStatus::NotServing
+    } else {
+        ServingStatus::Serving
+    }
 }
 
 /// Lets the server's allocator and the kernel's counters catch up.
@@ -186,6 +225,7 @@ fn grpc_frame(message: &impl Message) -> Bytes {
 /// One HTTP/2 connection and its streams, from open to leave.
 struct Connection {
     addr: String,
+    flips: usize,
     request: Bytes,
     events: mpsc::UnboundedSender<Event>,
     leave: watch::Receiver<bool>,
@@ -238,18 +278,20 @@ impl Connection {
         }
         let _ = self.events.send(Event::Ready(streams));
 
-        let mut hearing: FuturesUnordered<_> = watching
-            .into_iter()
-            .map(|w| w.expect(ServingStatus::NotServing))
-            .collect();
-        let mut heard = Vec::with_capacity(streams);
-        let mut holding = Vec::with_capacity(streams);
-        while let Some(result) = hearing.next().await {
-            let (at, stream) = result?;
-            heard.push(at);
-            holding.push(stream);
+        for flip in 0..self.flips {
+            let mut hearing: FuturesUnordered<_> = watching
+                .into_iter()
+                .map(|w| w.expect(expected(flip)))
+                .collect();
+            let mut heard = Vec::with_capacity(streams);
+            watching = Vec::with_capacity(streams);
+            while let Some(result) = hearing.next().await {
+                let (at, stream) = result?;
+                heard.push(at);
+                watching.push(stream);
+            }
+            let _ = self.events.send(Event::Heard(heard));
         }
-        let _ = self.events.send(Event::Heard(heard));
         let _ = self.leave.wait_for(|leave| *leave).await;
         Ok(())
     }
