@@ -29,7 +29,7 @@ What these parts share (the peers, starting a server, a child's lines, one Check
 load, BENCHMARKS.md's sections) is bench/kit.py, which imports none of them.
 
 Usage: python3 bench/run.py [--quick] [--rounds N] [--seconds S]
-       [--fanout 1000,10000,100000] [--flips 5] [--no-write] [--only replicas|alerts|fleet]
+       [--fanout 1000,10000,100000] [--fanout-flips 5] [--no-write] [--only replicas|alerts|fleet]
 """
 
 from __future__ import annotations
@@ -344,9 +344,9 @@ def report(args, thr: dict, fan: list[dict], flap: dict | None, foot: dict, size
         "",
         "### Watch fan-out (one service, 1000 streams per HTTP/2 connection)",
         "",
-        f"Each server flips the service {args.flips} times with every stream open (NOT_SERVING, SERVING, "
-        "..., half a second apart); the notify figures and the CPU are each the median over the flips, "
-        "and the last column gives every flip's slowest watcher.",
+        f"Each server flips the service {args.fanout_flips} time{'s' if args.fanout_flips != 1 else ''} with "
+        "every stream open (NOT_SERVING, SERVING, ..., half a second apart); the notify figures and the CPU "
+        "are each the median over the flips, and the last column gives every flip's slowest watcher.",
         "",
         "| server | streams | connections | open all (ms) | RSS idle (MiB) | RSS open (MiB) | bytes / stream "
         "| notify p50 / p99 / max (ms) | CPU for a flip, server / client (ms) | RSS after all left (MiB) "
@@ -448,7 +448,7 @@ def report(args, thr: dict, fan: list[dict], flap: dict | None, foot: dict, size
         ],
         "# fan-out (client pinned to CPU 1; healthweb flips through its admin API, tonic-default on SIGUSR1)",
         "taskset -c 1 target/release/watch-fanout --url http://127.0.0.1:50051 --pid SERVER_PID \\",
-        f"  --streams N --per-conn 1000 --service bench --flips {args.flips} --admin 127.0.0.1:50053",
+        f"  --streams N --per-conn 1000 --service bench --flips {args.fanout_flips} --admin 127.0.0.1:50053",
         "# start-up and idle RSS",
         "target/release/first-check --runs 5 -- taskset -c 0 SERVER_COMMAND_ON_PORT_0...",
         "```",
@@ -468,7 +468,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--starts", type=int, default=5)
     ap.add_argument("--fanout", default="1000,10000,100000")
-    ap.add_argument("--flips", type=int, default=5, help="flips per fan-out run; its figures are their medians")
+    ap.add_argument("--fanout-flips", type=int, default=5, help="flips per fan-out run; its figures are their medians")
     ap.add_argument("--no-write", action="store_true", help="print the tables only")
     ap.add_argument("--no-build", action="store_true", help="reuse target/release as it is")
     ap.add_argument(
@@ -484,7 +484,7 @@ def main() -> None:
     args = ap.parse_args()
     args.argv = sys.argv[1:]
     if args.quick:
-        args.rounds, args.seconds, args.starts, args.fanout, args.flips = 1, 2, 2, "1000", 1
+        args.rounds, args.seconds, args.starts, args.fanout, args.fanout_flips = 1, 2, 2, "1000", 1
     if (os.cpu_count() or 1) < 2:
         sys.exit("needs 2 CPUs: the server runs on CPU 0 and the load on CPU 1")
 
@@ -512,7 +512,7 @@ def main() -> None:
     log("phase 1/4: Check throughput")
     thr = throughput(all_peers, args.rounds, args.seconds)
     log("phase 2/4: Watch fan-out")
-    fan = fanout([int(n) for n in args.fanout.split(",") if n], all_peers, args.flips)
+    fan = fanout([int(n) for n in args.fanout.split(",") if n], all_peers, args.fanout_flips)
     log("phase 3/4: a flapping service")
     flap = flapping(all_peers, 2 if args.quick else 5)
     log("phase 4/4: footprint")
