@@ -228,10 +228,14 @@ async function main() {
     `interval = "200ms"\ntimeout = "500ms"\n`);
   const fleet = await serve("127.0.0.1:0", "--config", config);
   // What the monitor saw is asked for the rows in view, by name: never all upstreams.
+  // Only the fleet's own /upstreams count: the page left behind may still have one of
+  // its own (for "elsewhere", at the other endpoint) on the way when this listener starts.
   const reportQueries = [];
   const onRequest = (request) => {
     const url = new URL(request.url());
-    if (url.pathname === "/upstreams") reportQueries.push(url.searchParams.getAll("service"));
+    if (url.origin === new URL(fleet.url).origin && url.pathname === "/upstreams") {
+      reportQueries.push(url.searchParams.getAll("service"));
+    }
   };
   page.on("request", onRequest);
   await page.goto(`${fleet.url}/`);
