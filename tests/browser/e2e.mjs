@@ -227,13 +227,14 @@ async function main() {
   writeFileSync(config, `[[upstream]]\nname = "payments"\ntarget = "${upstream.url}"\nservice = "pay"\n` +
     `interval = "200ms"\ntimeout = "500ms"\n`);
   const fleet = await serve("127.0.0.1:0", "--config", config);
+  const fleetOrigin = new URL(fleet.url).origin;
   // What the monitor saw is asked for the rows in view, by name: never all upstreams.
   // Only the fleet's own /upstreams count: the page left behind may still have one of
   // its own (for "elsewhere", at the other endpoint) on the way when this listener starts.
   const reportQueries = [];
   const onRequest = (request) => {
     const url = new URL(request.url());
-    if (url.origin === new URL(fleet.url).origin && url.pathname === "/upstreams") {
+    if (url.origin === fleetOrigin && url.pathname === "/upstreams") {
       reportQueries.push(url.searchParams.getAll("service"));
     }
   };
@@ -275,7 +276,7 @@ async function main() {
 
   // WatchHandle.close() ends the call for real: the fetch is aborted and the server's
   // count of open Watch streams (admin GET /services) falls back to 0 within a second.
-  const solo = await serve("127.0.0.1:0", "--service", "probe=SERVING", "--cors-origin", new URL(fleet.url).origin);
+  const solo = await serve("127.0.0.1:0", "--service", "probe=SERVING", "--cors-origin", fleetOrigin);
   const openWatches = async () => {
     const response = await fetch(`${solo.admin}/services`, { signal: AbortSignal.timeout(5_000) });
     return (await response.json()).watchers?.probe ?? 0;
@@ -401,7 +402,7 @@ async function main() {
   ok("filters by name and by status, and not serving first");
   await bigPage.close();
 
-  const allowed = new Set([new URL(second.url).origin, new URL(other.url).origin, new URL(fleet.url).origin,
+  const allowed = new Set([new URL(second.url).origin, new URL(other.url).origin, fleetOrigin,
     new URL(solo.url).origin, "http://127.0.0.1:9"]);
   const strangers = requests.filter((u) => u.protocol !== "data:" && !allowed.has(u.origin));
   assert.deepEqual(strangers.map(String), [], "requests to other hosts");
