@@ -366,6 +366,7 @@ pub struct GrpcMetrics<S> {
 impl<S, B, ResBody> Service<Request<B>> for GrpcMetrics<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>, Error = Infallible>,
+    ResBody: http_body::Body,
 {
     type Response = Response<Counted<ResBody>>;
     type Error = Infallible;
@@ -401,6 +402,7 @@ pin_project_lite::pin_project! {
 impl<F, B> Future for CountedAnswer<F>
 where
     F: Future<Output = Result<Response<B>, Infallible>>,
+    B: http_body::Body,
 {
     type Output = Result<Response<Counted<B>>, Infallible>;
 
@@ -408,7 +410,14 @@ where
         let this = self.project();
         let response = std::task::ready!(this.answer.poll(cx))?;
         let mut started = this.started.take();
-        if let (Some(started), Some(code)) = (&mut started, code_of(response.headers())) {
+        // Only a trailers-only answer has its status in the headers, and its body is
+        // already at its end (hyper sends it as one HEADERS frame with END_STREAM for
+        // that): any other answer's status comes in its trailers, so its headers are
+        // not searched.
+        if let Some(started) = &mut started
+            && http_body::Body::is_end_stream(response.body())
+            && let Some(code) = code_of(response.headers())
+        {
             started.handled(code);
         }
         Poll::Ready(Ok(response.map(|body| Counted { body, started })))

@@ -245,7 +245,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = std::task::ready!(this.answer.poll(cx))?;
-        explain(this.unknown.as_ref(), response.headers_mut());
+        // Both are trailers-only answers, whose body is already at its end; any other
+        // answer's headers are left unsearched.
+        if http_body::Body::is_end_stream(response.body()) {
+            explain(this.unknown.as_ref(), response.headers_mut());
+        }
         Poll::Ready(Ok(response))
     }
 }
