@@ -410,12 +410,8 @@ where
         let this = self.project();
         let response = std::task::ready!(this.answer.poll(cx))?;
         let mut started = this.started.take();
-        // Only a trailers-only answer has its status in the headers, and its body is
-        // already at its end (hyper sends it as one HEADERS frame with END_STREAM for
-        // that): any other answer's status comes in its trailers, so its headers are
-        // not searched.
         if let Some(started) = &mut started
-            && http_body::Body::is_end_stream(response.body())
+            && trailers_only(&response)
             && let Some(code) = code_of(response.headers())
         {
             started.handled(code);
@@ -425,6 +421,15 @@ where
 }
 
 const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
+/// Whether `response` is trailers-only, the one kind of answer with its status in its
+/// headers: its body is already at its end (tonic's `Status::into_http` and the deadline
+/// layer's own answers carry an empty one, and that is what makes hyper send the status
+/// as one HEADERS frame with END_STREAM). Any other answer's status comes in its
+/// trailers, so its headers need not be searched.
+pub(crate) fn trailers_only<B: http_body::Body>(response: &Response<B>) -> bool {
+    response.body().is_end_stream()
+}
 
 fn code_of(headers: &HeaderMap) -> Option<usize> {
     let code: usize = headers.get(&GRPC_STATUS)?.to_str().ok()?.parse().ok()?;

@@ -245,9 +245,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = std::task::ready!(this.answer.poll(cx))?;
-        // Both are trailers-only answers, whose body is already at its end; any other
-        // answer's headers are left unsearched.
-        if http_body::Body::is_end_stream(response.body()) {
+        if metrics::trailers_only(&response) {
             explain(this.unknown.as_ref(), response.headers_mut());
         }
         Poll::Ready(Ok(response))
