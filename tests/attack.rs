@@ -41,20 +41,10 @@ fn probe(server: &Binary, deadline: Duration) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// The server's resident memory, in KiB.
-fn rss_kib(server: &Binary) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// After an attack: grpcio still gets SERVING, and memory grew by less than 32 MiB.
 fn still_healthy(server: &Binary, rss_before: u64) {
     assert_eq!(probe(server, LIMIT), "SERVING");
-    let rss = rss_kib(server);
+    let rss = server.rss_kib();
     assert!(
         rss < rss_before + 32 * 1024,
         "RSS grew from {rss_before} KiB to {rss} KiB"
@@ -153,7 +143,7 @@ async fn live_until_closed(h2: &mut TcpStream) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_and_half_preface_sockets_at_the_cap_do_not_lock_out_a_probe() {
     let server = Binary::serve(&["--max-connections", "16", "--header-read-timeout", "3s"]);
-    let rss = rss_kib(&server);
+    let rss = server.rss_kib();
     // 40 sockets for 16 slots: half say nothing, half send only part of the preface.
     let mut sockets = Vec::new();
     for i in 0..40 {
@@ -177,7 +167,7 @@ async fn silent_and_half_preface_sockets_at_the_cap_do_not_lock_out_a_probe() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed_but_an_open_watch_is_never_idle() {
     let server = Binary::serve(&["--idle-timeout", "1s", "--admin-listen", "127.0.0.1:0"]);
-    let rss = rss_kib(&server);
+    let rss = server.rss_kib();
     // HTTP/2: the preface and SETTINGS, one call, then nothing: GOAWAY, then the close.
     let mut h2 = TcpStream::connect(server.addr).await.unwrap();
     let mut hello = PREFACE.to_vec();
@@ -243,7 +233,7 @@ async fn pings_find_a_peer_that_vanished_under_a_watch() {
         "--admin-listen",
         "127.0.0.1:0",
     ]);
-    let rss = rss_kib(&server);
+    let rss = server.rss_kib();
     let mut socket = TcpStream::connect(server.addr).await.unwrap();
     let mut hello = PREFACE.to_vec();
     hello.extend(h2_frame(SETTINGS, 0, 0, &[]));
@@ -337,7 +327,7 @@ async fn stalled_h2_call(server: &Binary, timeout: Option<&str>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_bodies_end_with_deadline_exceeded_in_every_protocol() {
     let server = Binary::serve(&["--request-body-timeout", "1s"]);
-    let rss = rss_kib(&server);
+    let rss = server.rss_kib();
     let started = Instant::now();
     // With grpc-timeout, the deadline runs from the headers, body or no body.
     assert_eq!(stalled_h2_call(&server, Some("1S")).await, "4");
@@ -377,7 +367,7 @@ async fn response_head(socket: &mut TcpStream) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_bodies_over_http1_are_refused_in_words_and_the_connection_lives() {
     let server = Binary::serve(&["--max-request-size", "1024", "--linger-timeout", "20s"]);
-    let rss = rss_kib(&server);
+    let rss = server.rss_kib();
     let message = HealthCheckRequest {
         service: "x".repeat(512 * 1024),
     };
@@ -436,7 +426,7 @@ async fn admin_call(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_api_refuses_other_sites_other_hosts_and_forms() {
     let server = Binary::serve(&["--admin-listen", "127.0.0.1:0"]);
-    let rss = rss_kib(&server);
+    let rss = server.rss_kib();
     let own = server.admin.unwrap().to_string();
     let json = "content-type: application/json";
     // A page on another site, posting a "simple" form that needs no preflight.

@@ -1,19 +1,16 @@
 //! gRPC-Web, binary and text, over HTTP/1.1 and HTTP/2: Check, Watch and List,
 //! decoded from the raw bytes a browser or curl would receive.
 
-use std::time::Duration;
-
 use base64::Engine;
 use bytes::Bytes;
 use healthweb_proto::pb::{
-    HealthCheckResponse, HealthListRequest, HealthListResponse,
-    health_check_response::ServingStatus,
+    HealthListRequest, HealthListResponse, health_check_response::ServingStatus,
 };
 use http::Method;
 use prost::Message;
 
 use crate::util::{
-    Http, Raw, TestServer, WebReply, decode_web, frame, raw, req, status_of, within,
+    Http, Raw, TestServer, WebReply, WebStream, decode_web, frame, raw, req, status_in, status_of,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -48,6 +45,27 @@ pub async fn call_path(
     body: Bytes,
     extra: &[(&str, &str)],
 ) -> (Raw, WebReply) {
+    let (headers, body) = web_request(encoding, body, extra);
+    let content_type = headers[0].1;
+    let url = format!("{}{path}", server.url());
+    let raw = raw(http, &url, Method::POST, &headers, body).await;
+    assert_eq!(raw.status, 200);
+    let got_type = raw.headers["content-type"].to_str().unwrap();
+    assert!(
+        got_type.starts_with(content_type),
+        "{got_type} for {content_type}"
+    );
+    let reply = decode_web(&raw);
+    (raw, reply)
+}
+
+/// What a browser or curl sends for a gRPC-Web call in `encoding`: the headers
+/// (content type first) and the body, base64-encoded for gRPC-Web text.
+fn web_request<'a>(
+    encoding: Encoding,
+    body: Bytes,
+    extra: &[(&'a str, &'a str)],
+) -> (Vec<(&'a str, &'a str)>, Bytes) {
     let (content_type, body) = match encoding {
         Encoding::Binary => ("application/grpc-web+proto", body),
         Encoding::Text => (
@@ -63,24 +81,7 @@ pub async fn call_path(
         ("x-grpc-web", "1"),
     ];
     headers.extend_from_slice(extra);
-    let url = format!("{}{path}", server.url());
-    let raw = raw(http, &url, Method::POST, &headers, body).await;
-    assert_eq!(raw.status, 200);
-    let got_type = raw.headers["content-type"].to_str().unwrap();
-    assert!(
-        got_type.starts_with(content_type),
-        "{got_type} for {content_type}"
-    );
-    let reply = decode_web(&raw);
-    (raw, reply)
-}
-
-fn statuses(reply: &WebReply) -> Vec<ServingStatus> {
-    reply
-        .messages
-        .iter()
-        .map(|m| status_of(HealthCheckResponse::decode(m.clone()).unwrap().status))
-        .collect()
+    (headers, body)
 }
 
 #[tokio::test]
@@ -89,9 +90,9 @@ async fn check_in_every_mode() {
     for mode in MODES {
         let (_, reply) = call(&server, mode, "Check", frame(&req("")), &[]).await;
         assert_eq!(reply.grpc_status(), Some("0"), "{mode:?}");
-        assert_eq!(statuses(&reply), [ServingStatus::Serving], "{mode:?}");
+        assert_eq!(reply.statuses(), [ServingStatus::Serving], "{mode:?}");
         let (_, reply) = call(&server, mode, "Check", frame(&req("db")), &[]).await;
-        assert_eq!(statuses(&reply), [ServingStatus::NotServing], "{mode:?}");
+        assert_eq!(reply.statuses(), [ServingStatus::NotServing], "{mode:?}");
         let (_, reply) = call(&server, mode, "Check", frame(&req("nope")), &[]).await;
         assert_eq!(reply.grpc_status(), Some("5"), "{mode:?}");
         assert!(reply.messages.is_empty());
@@ -108,32 +109,18 @@ async fn watch_streams_changes_until_the_deadline_in_every_mode() {
     for (i, mode) in MODES.into_iter().enumerate() {
         let name = format!("w{i}");
         server.registry.set(&name, ServingStatus::Serving).unwrap();
-        let registry = server.registry.clone();
-        let service = name.clone();
-        // The change comes once the stream is open, whatever the machine's speed.
-        let flip = tokio::spawn(async move {
-            within(async {
-                while registry.watcher_count(&service) == 0 {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-            .await;
-            registry.set(&service, ServingStatus::NotServing).unwrap();
-        });
-        let (_, reply) = call(
-            &server,
-            mode,
-            "Watch",
-            frame(&req(&name)),
-            &[("grpc-timeout", "2S")],
-        )
-        .await;
-        flip.await.unwrap();
-        assert_eq!(
-            statuses(&reply),
-            [ServingStatus::Serving, ServingStatus::NotServing],
-            "{mode:?}"
-        );
+        let (headers, body) = web_request(mode.1, frame(&req(&name)), &[("grpc-timeout", "2S")]);
+        let url = format!("{}/grpc.health.v1.Health/Watch", server.url());
+        let mut watch = WebStream::open(mode.0, &url, &headers, body).await;
+        let first = watch.message().await.expect("the current status");
+        assert_eq!(status_in(&first), ServingStatus::Serving, "{mode:?}");
+        // The change comes once the first message is in, whatever the machine's speed.
+        server
+            .registry
+            .set(&name, ServingStatus::NotServing)
+            .unwrap();
+        let reply = watch.finish().await;
+        assert_eq!(reply.statuses(), [ServingStatus::NotServing], "{mode:?}");
         assert_eq!(
             reply.grpc_status(),
             Some("4"),
@@ -155,7 +142,7 @@ async fn watch_of_an_unknown_service_in_every_mode() {
         )
         .await;
         assert_eq!(
-            statuses(&reply),
+            reply.statuses(),
             [ServingStatus::ServiceUnknown],
             "{mode:?}"
         );

@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use healthweb_proto::pb::health_check_response::ServingStatus;
-use http_body_util::Full;
 use nix::sys::signal::Signal;
 use tokio::io::AsyncWriteExt;
 
-use crate::util::{Binary, Http, client, collect, decode_web, frame, req, send, status_of, within};
+use crate::util::{Binary, Http, WebStream, client, frame, req, status_in, status_of, within};
 
 #[tokio::test]
 async fn sigterm_tells_watchers_then_drains_within_the_grace() {
@@ -29,13 +28,10 @@ async fn sigterm_tells_watchers_then_drains_within_the_grace() {
         .await
         .unwrap();
     let url = format!("{}/grpc.health.v1.Health/Watch", server.url());
-    // Its head has arrived: the server holds the stream open.
-    let watch = http::Request::post(url)
-        .header("content-type", "application/grpc-web+proto")
-        .body(Full::new(frame(&req(""))))
-        .unwrap();
-    let web = send(Http::H1, watch).await;
-    let web = tokio::spawn(collect(web));
+    let headers = [("content-type", "application/grpc-web+proto")];
+    let mut web = WebStream::open(Http::H1, &url, &headers, frame(&req(""))).await;
+    let first = web.message().await.expect("the current status");
+    assert_eq!(status_in(&first), ServingStatus::Serving);
 
     let start = Instant::now();
     server.signal(Signal::SIGTERM);
@@ -46,8 +42,8 @@ async fn sigterm_tells_watchers_then_drains_within_the_grace() {
         assert_eq!(end.code(), tonic::Code::Unavailable);
         assert!(end.message().contains("shutting down"), "{}", end.message());
     }
-    let web = decode_web(&within(web).await.unwrap());
-    assert_eq!(web.messages.len(), 2, "SERVING then NOT_SERVING");
+    let web = web.finish().await;
+    assert_eq!(web.statuses(), [ServingStatus::NotServing]);
     assert_eq!(web.grpc_status(), Some("14"));
 
     let status = server

@@ -11,7 +11,10 @@ use std::{
 
 use bytes::Bytes;
 use healthweb_proto::{
-    pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient},
+    pb::{
+        HealthCheckRequest, HealthCheckResponse, health_check_response::ServingStatus,
+        health_client::HealthClient,
+    },
     wire,
 };
 use healthweb_server::{HealthRegistry, Server, Settings, history::Location};
@@ -101,6 +104,11 @@ pub fn req(service: &str) -> HealthCheckRequest {
 
 pub fn status_of(status: i32) -> ServingStatus {
     ServingStatus::try_from(status).unwrap()
+}
+
+/// The status in a `HealthCheckResponse` message's bytes.
+pub fn status_in(message: &[u8]) -> ServingStatus {
+    status_of(HealthCheckResponse::decode(message).unwrap().status)
 }
 
 /// Awaits `future` for at most [`LIMIT`].
@@ -197,6 +205,16 @@ impl Binary {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Its resident memory (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
     }
 
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
@@ -303,12 +321,21 @@ pub async fn raw(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Raw {
+    collect(send(http, request(method, url, headers, body)).await).await
+}
+
+/// A request with these headers and `body`.
+fn request(
+    method: http::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> http::Request<Full<Bytes>> {
     let mut request = http::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let request = request.body(Full::new(body.into())).unwrap();
-    collect(send(http, request).await).await
+    request.body(Full::new(body.into())).unwrap()
 }
 
 /// Sends `request`; returns once the response's head arrives, so a streaming
@@ -369,6 +396,11 @@ impl WebReply {
         self.trailer("grpc-status")
     }
 
+    /// Its messages, each a `HealthCheckResponse`: their statuses.
+    pub fn statuses(&self) -> Vec<ServingStatus> {
+        self.messages.iter().map(|m| status_in(m)).collect()
+    }
+
     pub fn trailer(&self, name: &str) -> Option<&str> {
         self.trailers
             .iter()
@@ -401,36 +433,118 @@ pub async fn web_unary<M: Message + Default>(url: &str, request: &impl Message) 
 
 /// Splits a gRPC-Web body into its messages and trailers.
 pub fn decode_web(raw: &Raw) -> WebReply {
-    let mut trailers: Vec<(String, String)> = ["grpc-status", "grpc-message"]
-        .iter()
-        .filter_map(|name| {
-            let value = raw.headers.get(*name)?.to_str().ok()?;
-            Some((name.to_string(), value.to_owned()))
-        })
-        .collect();
-    let ct = raw.headers[http::header::CONTENT_TYPE].to_str().unwrap();
-    let body = if wire::Framing::of(ct) == Some(wire::Framing::WebText) {
-        decode_text(&raw.body)
-    } else {
-        raw.body.clone()
-    };
-    let mut frames = wire::FrameDecoder::default();
-    frames.push(&body);
+    let mut decoder = WebDecoder::new(&raw.headers);
+    decoder.push(&raw.body);
     let mut messages = Vec::new();
-    while let Some(frame) = frames.next_frame() {
-        match frame {
-            wire::Frame::Message { bytes, .. } => messages.push(bytes.into()),
-            wire::Frame::Trailers(block) => trailers.extend(block),
-        }
+    while let Some(message) = decoder.next_message() {
+        messages.push(message);
     }
-    assert_eq!(frames.pending(), 0, "trailing bytes in gRPC-Web body");
-    WebReply { messages, trailers }
+    decoder.finish(messages)
 }
 
-/// A whole gRPC-Web text body, decoded: base64 pieces, each padded on its own.
-pub fn decode_text(text: &[u8]) -> Bytes {
-    let mut decoder = wire::TextDecoder::default();
-    let bytes = decoder.push(text).expect("base64");
-    assert!(decoder.is_whole(), "gRPC-Web text ends mid-quantum");
-    bytes.into()
+/// Decodes a gRPC-Web answer as its bytes come in: base64 first if it is gRPC-Web
+/// text, then the frames; a trailer frame's fields go beside any `grpc-status` and
+/// `grpc-message` the headers carried (a trailers-only answer).
+struct WebDecoder {
+    text: Option<wire::TextDecoder>,
+    frames: wire::FrameDecoder,
+    trailers: Vec<(String, String)>,
+}
+
+impl WebDecoder {
+    fn new(headers: &http::HeaderMap) -> Self {
+        let trailers = ["grpc-status", "grpc-message"]
+            .iter()
+            .filter_map(|name| {
+                let value = headers.get(*name)?.to_str().ok()?;
+                Some((name.to_string(), value.to_owned()))
+            })
+            .collect();
+        let ct = headers[http::header::CONTENT_TYPE].to_str().unwrap();
+        let text = wire::Framing::of(ct) == Some(wire::Framing::WebText);
+        Self {
+            text: text.then(wire::TextDecoder::default),
+            frames: wire::FrameDecoder::default(),
+            trailers,
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        match &mut self.text {
+            Some(text) => self.frames.push(&text.push(chunk).expect("base64")),
+            None => self.frames.push(chunk),
+        }
+    }
+
+    /// The next whole message in what has come so far; trailer frames on the way
+    /// are kept.
+    fn next_message(&mut self) -> Option<Bytes> {
+        while let Some(frame) = self.frames.next_frame() {
+            match frame {
+                wire::Frame::Message { bytes, .. } => return Some(bytes.into()),
+                wire::Frame::Trailers(block) => self.trailers.extend(block),
+            }
+        }
+        None
+    }
+
+    /// The reply, once the body has ended: nothing may be left half-read.
+    fn finish(self, messages: Vec<Bytes>) -> WebReply {
+        assert_eq!(self.frames.pending(), 0, "trailing bytes in gRPC-Web body");
+        if let Some(text) = &self.text {
+            assert!(text.is_whole(), "gRPC-Web text ends mid-quantum");
+        }
+        WebReply {
+            messages,
+            trailers: self.trailers,
+        }
+    }
+}
+
+/// A gRPC-Web answer read as it arrives, so that a test can act between two
+/// messages of a Watch: a change made once the first message is in cannot be
+/// folded into it.
+pub struct WebStream {
+    body: hyper::body::Incoming,
+    decoder: WebDecoder,
+}
+
+impl WebStream {
+    /// POSTs a gRPC-Web call; returns once the answer's head has arrived.
+    pub async fn open(
+        http: Http,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Self {
+        let response = send(http, request(http::Method::POST, url, headers, body)).await;
+        assert_eq!(response.status(), 200);
+        let decoder = WebDecoder::new(response.headers());
+        Self {
+            body: response.into_body(),
+            decoder,
+        }
+    }
+
+    /// The next message, waiting for it if need be; `None` once the body has ended.
+    pub async fn message(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(message) = self.decoder.next_message() {
+                return Some(message);
+            }
+            let frame = within(self.body.frame()).await?.expect("body");
+            if let Ok(data) = frame.into_data() {
+                self.decoder.push(&data);
+            }
+        }
+    }
+
+    /// Reads to the end: the messages not taken yet, and the trailers.
+    pub async fn finish(mut self) -> WebReply {
+        let mut messages = Vec::new();
+        while let Some(message) = self.message().await {
+            messages.push(message);
+        }
+        self.decoder.finish(messages)
+    }
 }
