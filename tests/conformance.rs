@@ -35,6 +35,7 @@ use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody, combinators::BoxBody};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use prost::Message;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::util::{Http, LIMIT, TestServer, within};
@@ -127,6 +128,8 @@ struct Case {
     trailers: Vec<(&'static str, &'static str)>,
     headers: Vec<(&'static str, &'static str)>,
     read: Read,
+    /// Told once the answer's first message is in.
+    first: Option<mpsc::UnboundedSender<()>>,
 }
 
 impl Case {
@@ -142,6 +145,7 @@ impl Case {
                 Rpc::Watch => Read::Settle,
                 _ => Read::ToEnd,
             },
+            first: None,
         }
     }
 
@@ -308,7 +312,7 @@ async fn call(addr: SocketAddr, wire: Wire, case: &Case) -> Answer {
     }
     let client = client.build_http::<Body>();
     match within(client.request(request)).await {
-        Ok(response) => read(response, framing, case.read).await,
+        Ok(response) => read(response, framing, case).await,
         Err(error) => Answer {
             http_status: None,
             content_type: None,
@@ -335,7 +339,9 @@ fn kind_of(error: &dyn std::error::Error) -> String {
     kinds.join(" / ")
 }
 
-async fn read(response: Response<hyper::body::Incoming>, framing: Framing, mode: Read) -> Answer {
+async fn read(response: Response<hyper::body::Incoming>, framing: Framing, case: &Case) -> Answer {
+    let mode = case.read;
+    let mut first = case.first.clone();
     let (parts, mut body) = response.into_parts();
     let header = |name: &str| {
         parts
@@ -392,6 +398,11 @@ async fn read(response: Response<hyper::body::Incoming>, framing: Framing, mode:
                         wire::Frame::Message { bytes, .. } => answer.messages.push(bytes),
                         wire::Frame::Trailers(block) => trailer_fields.extend(block),
                     }
+                }
+                if !answer.messages.is_empty()
+                    && let Some(first) = first.take()
+                {
+                    let _ = first.send(());
                 }
             }
             Err(frame) => {
@@ -637,7 +648,9 @@ async fn drain_differences() -> Vec<(String, Wire, &'static str, String, String)
         case.read = Read::Settle;
         case
     };
-    let during = open("watch/drain-open-before");
+    let (first, mut firsts) = mpsc::unbounded_channel();
+    let mut during = open("watch/drain-open-before");
+    during.first = Some(first);
     let opened = open("watch/drain-opened-during");
     // Watches open on both, then the drain: NOT_SERVING everywhere, then healthweb's token.
     let theirs = reference.addr;
@@ -650,9 +663,14 @@ async fn drain_differences() -> Vec<(String, Wire, &'static str, String, String)
             })
         })
         .collect();
-    // Time for each Watch's first message before the drain begins (if one comes
-    // later, it is NOT_SERVING, and the drain still ends it).
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Every Watch has its first message (SERVING) before the drain begins: one
+    // polled later would send NOT_SERVING alone, on one side and not the other.
+    within(async {
+        for _ in 0..2 * WIRES.len() {
+            firsts.recv().await;
+        }
+    })
+    .await;
     registry.shutdown();
     reference
         .reporter
