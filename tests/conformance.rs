@@ -38,7 +38,7 @@ use prost::Message;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::util::{Http, LIMIT, TestServer, within};
+use crate::util::{Http, LIMIT, TestServer, WebDecoder, within};
 
 /// One of the five wires a call can take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -360,8 +360,7 @@ async fn read(response: Response<hyper::body::Incoming>, framing: Framing, case:
         ended: false,
         broken: None,
     };
-    let mut text = wire::TextDecoder::default();
-    let mut frames = wire::FrameDecoder::default();
+    let mut decoder = WebDecoder::new(framing == Framing::WebText);
     let mut trailer_fields = Vec::new();
     let end = tokio::time::Instant::now()
         + match mode {
@@ -387,17 +386,9 @@ async fn read(response: Response<hyper::body::Incoming>, framing: Framing, case:
         };
         match frame.into_data() {
             Ok(data) => {
-                let bytes = if framing == Framing::WebText {
-                    text.push(&data).expect("the answer's base64")
-                } else {
-                    data.to_vec()
-                };
-                frames.push(&bytes);
-                while let Some(frame) = frames.next_frame() {
-                    match frame {
-                        wire::Frame::Message { bytes, .. } => answer.messages.push(bytes),
-                        wire::Frame::Trailers(block) => trailer_fields.extend(block),
-                    }
+                decoder.push(&data);
+                while let Some(message) = decoder.next_message() {
+                    answer.messages.push(message);
                 }
                 if !answer.messages.is_empty()
                     && let Some(first) = first.take()
@@ -417,7 +408,8 @@ async fn read(response: Response<hyper::body::Incoming>, framing: Framing, case:
             }
         }
     }
-    for (name, value) in trailer_fields {
+    // A trailer frame in the body comes before any HTTP trailers.
+    for (name, value) in decoder.trailers.into_iter().chain(trailer_fields) {
         match name.as_str() {
             "grpc-status" => answer.grpc_status = Some(value),
             "grpc-message" => answer.grpc_message = Some(value),

@@ -30,16 +30,22 @@ use crate::{
     util::{Binary, Http, TestServer, WebStream, client, frame, get_ok, req, status_in, within},
 };
 
-/// An upstream entry as a config file would have it; probes every 100 ms with a
-/// 300 ms timeout unless `extra` says otherwise.
-fn upstream(name: &str, target: &str, extra: &str) -> UpstreamConfig {
+/// An upstream entry as a config file has it; probes every 100 ms with a 300 ms
+/// timeout unless `extra` says otherwise.
+fn upstream_toml(name: &str, target: &str, extra: &str) -> String {
     let mut text = format!("[[upstream]]\nname = \"{name}\"\ntarget = \"{target}\"\n{extra}\n");
     for (key, default) in [("interval", "\"100ms\""), ("timeout", "\"300ms\"")] {
         if !extra.contains(key) {
             text.push_str(&format!("{key} = {default}\n"));
         }
     }
-    let file: healthweb_server::config::ConfigFile = toml::from_str(&text).unwrap();
+    text
+}
+
+/// [`upstream_toml`]'s entry, read as healthweb reads its config file.
+fn upstream(name: &str, target: &str, extra: &str) -> UpstreamConfig {
+    let file: healthweb_server::config::ConfigFile =
+        toml::from_str(&upstream_toml(name, target, extra)).unwrap();
     file.upstream.into_iter().next().unwrap()
 }
 
@@ -318,9 +324,10 @@ async fn polled_upstreams_hold_memory_steady() {
     let path = dir.path().join("healthweb.toml");
     let config: String = (0..200)
         .map(|i| {
-            format!(
-                "[[upstream]]\nname = \"u{i:03}\"\ntarget = \"{}\"\ninterval = \"200ms\"\n",
-                upstreams[i % 4].url()
+            upstream_toml(
+                &format!("u{i:03}"),
+                &upstreams[i % 4].url(),
+                "interval = \"200ms\"\ntimeout = \"1s\"",
             )
         })
         .collect();

@@ -433,55 +433,63 @@ pub async fn web_unary<M: Message + Default>(url: &str, request: &impl Message) 
 
 /// Splits a gRPC-Web body into its messages and trailers.
 pub fn decode_web(raw: &Raw) -> WebReply {
-    let mut decoder = WebDecoder::new(&raw.headers);
+    let mut decoder = WebDecoder::of_answer(&raw.headers);
     decoder.push(&raw.body);
     let mut messages = Vec::new();
     while let Some(message) = decoder.next_message() {
-        messages.push(message);
+        messages.push(message.into());
     }
     decoder.finish(messages)
 }
 
-/// Decodes a gRPC-Web answer as its bytes come in: base64 first if it is gRPC-Web
-/// text, then the frames; a trailer frame's fields go beside any `grpc-status` and
-/// `grpc-message` the headers carried (a trailers-only answer).
-struct WebDecoder {
+/// Decodes a gRPC or gRPC-Web body as its bytes come in: base64 first if it is
+/// gRPC-Web text, then the frames. A trailer frame's fields are kept in `trailers`.
+pub struct WebDecoder {
     text: Option<wire::TextDecoder>,
     frames: wire::FrameDecoder,
-    trailers: Vec<(String, String)>,
+    pub trailers: Vec<(String, String)>,
 }
 
 impl WebDecoder {
-    fn new(headers: &http::HeaderMap) -> Self {
-        let trailers = ["grpc-status", "grpc-message"]
+    /// `text`: the body is gRPC-Web text.
+    pub fn new(text: bool) -> Self {
+        Self {
+            text: text.then(wire::TextDecoder::default),
+            frames: wire::FrameDecoder::default(),
+            trailers: Vec::new(),
+        }
+    }
+
+    /// For the gRPC-Web answer with these headers: its trailers start with any
+    /// `grpc-status` and `grpc-message` the headers carry (a trailers-only answer).
+    fn of_answer(headers: &http::HeaderMap) -> Self {
+        let ct = headers[http::header::CONTENT_TYPE].to_str().unwrap();
+        let mut decoder = Self::new(wire::Framing::of(ct) == Some(wire::Framing::WebText));
+        decoder.trailers = ["grpc-status", "grpc-message"]
             .iter()
             .filter_map(|name| {
                 let value = headers.get(*name)?.to_str().ok()?;
                 Some((name.to_string(), value.to_owned()))
             })
             .collect();
-        let ct = headers[http::header::CONTENT_TYPE].to_str().unwrap();
-        let text = wire::Framing::of(ct) == Some(wire::Framing::WebText);
-        Self {
-            text: text.then(wire::TextDecoder::default),
-            frames: wire::FrameDecoder::default(),
-            trailers,
-        }
+        decoder
     }
 
-    fn push(&mut self, chunk: &[u8]) {
+    pub fn push(&mut self, chunk: &[u8]) {
         match &mut self.text {
-            Some(text) => self.frames.push(&text.push(chunk).expect("base64")),
+            Some(text) => self
+                .frames
+                .push(&text.push(chunk).expect("the answer's base64")),
             None => self.frames.push(chunk),
         }
     }
 
     /// The next whole message in what has come so far; trailer frames on the way
     /// are kept.
-    fn next_message(&mut self) -> Option<Bytes> {
+    pub fn next_message(&mut self) -> Option<Vec<u8>> {
         while let Some(frame) = self.frames.next_frame() {
             match frame {
-                wire::Frame::Message { bytes, .. } => return Some(bytes.into()),
+                wire::Frame::Message { bytes, .. } => return Some(bytes),
                 wire::Frame::Trailers(block) => self.trailers.extend(block),
             }
         }
@@ -519,7 +527,7 @@ impl WebStream {
     ) -> Self {
         let response = send(http, request(http::Method::POST, url, headers, body)).await;
         assert_eq!(response.status(), 200);
-        let decoder = WebDecoder::new(response.headers());
+        let decoder = WebDecoder::of_answer(response.headers());
         Self {
             body: response.into_body(),
             decoder,
@@ -530,7 +538,7 @@ impl WebStream {
     pub async fn message(&mut self) -> Option<Bytes> {
         loop {
             if let Some(message) = self.decoder.next_message() {
-                return Some(message);
+                return Some(message.into());
             }
             let frame = within(self.body.frame()).await?.expect("body");
             if let Ok(data) = frame.into_data() {
